@@ -1,0 +1,47 @@
+/**
+ * Group commit: inbound messages that arrive together are written in one SQLite transaction (one fsync), and each
+ * request is answered only after that transaction committed. This is what lets the node acknowledge only durable
+ * messages and still keep up with many senders.
+ */
+import type { Store } from "./store.ts";
+
+type Item = Parameters<Store["acceptInbound"]>[0][number];
+type Outcome = ReturnType<Store["acceptInbound"]>[number];
+
+const MAX_BATCH = 256;
+
+export class CommitBatcher {
+  readonly #store: Store;
+  #queue: { item: Item; resolve: (o: Outcome) => void; reject: (e: unknown) => void }[] = [];
+  #scheduled = false;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  add(item: Item): Promise<Outcome> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        // setImmediate lets every request whose body completed in this I/O turn join the batch.
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, MAX_BATCH);
+      let results: Outcome[];
+      try {
+        results = this.#store.acceptInbound(batch.map((b) => b.item));
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+        continue;
+      }
+      batch.forEach((b, i) => b.resolve(results[i]!));
+    }
+  }
+}

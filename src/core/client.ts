@@ -1,0 +1,210 @@
+/**
+ * The peer client: one HTTP exchange with another node, with short connect timeouts (an unknown 200:: address does
+ * not refuse, it hangs) and a cap on what we read back. Classifies every outcome for the outbox: delivered (with a
+ * verified receipt), retry later, failed for good, or "this peer speaks only v1".
+ */
+import { Agent, request } from "node:http";
+import { keyMatchesAddress, parseIPv6 } from "./address.ts";
+import { isErrorCode, P2PError } from "./errors.ts";
+import {
+  decodeJsonBody,
+  newNonce,
+  parsePingProof,
+  parseReceipt,
+  verifyPingProof,
+  verifyReceipt,
+  type Envelope,
+  type Receipt,
+} from "./wire.ts";
+import type { V1Message } from "./wire-v1.ts";
+
+export interface Target {
+  address: string;
+  port: number;
+  /** Source address to bind (tests with several 200::/7 addresses in one namespace). */
+  localAddress?: string;
+}
+
+export const CONNECT_TIMEOUT_MS = 5_000;
+export const RESPONSE_TIMEOUT_MS = 15_000;
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+// One keep-alive pool for the whole process: repeated sends to a peer reuse the connection.
+const agent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: 30_000 });
+
+interface HttpReply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Uint8Array;
+}
+
+/** One request. Network failures become P2P_ERR_UNREACHABLE with the reason; never hangs past the timeouts. */
+export function httpExchange(t: Target, method: "GET" | "POST", path: string, body?: string, o: { connectTimeoutMs?: number; timeoutMs?: number } = {}): Promise<HttpReply> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(body, "utf8");
+    const req = request({
+      host: t.address,
+      family: 6,
+      port: t.port,
+      method,
+      path,
+      agent,
+      localAddress: t.localAddress,
+      headers: payload ? { "Content-Type": "application/json", "Content-Length": payload.length } : {},
+    });
+    let settled = false;
+    const finish = (err: P2PError | undefined, reply?: HttpReply) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(connectTimer);
+      clearTimeout(totalTimer);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else resolve(reply!);
+    };
+    const unreachable = (why: string) => new P2PError("P2P_ERR_UNREACHABLE", `${t.address} port ${t.port}: ${why}`);
+    const connectTimer = setTimeout(() => finish(unreachable(`no connection within ${(o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS) / 1000} s`)), o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+    const totalTimer = setTimeout(() => finish(unreachable(`no answer within ${(o.timeoutMs ?? RESPONSE_TIMEOUT_MS) / 1000} s`)), o.timeoutMs ?? RESPONSE_TIMEOUT_MS);
+    req.on("socket", (socket) => {
+      // A reused keep-alive socket is already connected.
+      if (!socket.connecting) clearTimeout(connectTimer);
+      else socket.once("connect", () => clearTimeout(connectTimer));
+    });
+    req.on("error", (err: NodeJS.ErrnoException) => finish(unreachable(err.code ?? err.message)));
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_RESPONSE_BYTES) finish(new P2PError("P2P_ERR_BAD_RESPONSE", `${t.address} sent an oversized response`));
+        else chunks.push(c);
+      });
+      res.on("end", () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", (err) => finish(unreachable(err.message)));
+    });
+    req.end(payload);
+  });
+}
+
+export type Delivery =
+  | { kind: "delivered"; receipt: Receipt | null; storedAt: number; duplicate: boolean }
+  | { kind: "retry"; reason: string; retryAfterMs?: number; code?: string }
+  | { kind: "failed"; reason: string; code: string }
+  | { kind: "v1-only" };
+
+/** Error codes after which retrying the same message cannot help (the outbox marks it failed at once). */
+const PERMANENT_CODES = new Set([
+  "P2P_ERR_WRONG_RECIPIENT",
+  "P2P_ERR_KEY_MISMATCH",
+  "P2P_ERR_PEER_BLOCKED",
+  "P2P_ERR_SENDER_MISMATCH",
+  "P2P_ERR_BAD_SIGNATURE",
+  "P2P_ERR_BODY_TOO_LARGE",
+  "P2P_ERR_CONTENT_TOO_LARGE",
+  "P2P_ERR_UNSUPPORTED_KIND",
+]);
+
+function refusal(reply: HttpReply): { code: string; message: string } {
+  const j = decodeJsonBody(reply.body);
+  const v = j.ok ? (j.value as { error?: unknown; message?: unknown }) : undefined;
+  const code = typeof v?.error === "string" ? v.error.slice(0, 64) : `HTTP_${reply.status}`;
+  const message = typeof v?.message === "string" ? v.message.slice(0, 300) : `HTTP ${reply.status}`;
+  return { code, message };
+}
+
+function classifyRefusal(reply: HttpReply): Delivery {
+  const { code, message } = refusal(reply);
+  const reason = `${code}: ${message}`;
+  if (reply.status === 429 || reply.status === 503) {
+    const after = Number(reply.headers["retry-after"]);
+    return { kind: "retry", reason, code, retryAfterMs: Number.isFinite(after) ? Math.min(after, 3600) * 1000 : undefined };
+  }
+  if (reply.status >= 500 || reply.status === 408) return { kind: "retry", reason, code };
+  // Known permanent refusals and any other 4xx (the peer understood and said no): retrying the same bytes won't help.
+  // A stale timestamp is the exception: the next attempt is signed afresh with the current time.
+  if (code === "P2P_ERR_STALE_TIMESTAMP") return { kind: "retry", reason, code };
+  if (PERMANENT_CODES.has(code) || (reply.status >= 400 && reply.status < 500) || !isErrorCode(code)) return { kind: "failed", reason, code };
+  return { kind: "retry", reason, code };
+}
+
+/**
+ * Sends one v2 envelope. A 200 counts only with a receipt that verifies, names this message, and is signed by a key
+ * bound to the recipient (derived from its address, or the key we pinned for it).
+ */
+export async function deliverV2(t: Target, env: Envelope, pinnedKey: string | null): Promise<Delivery> {
+  let reply: HttpReply;
+  try {
+    reply = await httpExchange(t, "POST", "/v2/message", JSON.stringify(env));
+  } catch (err) {
+    return { kind: "retry", reason: (err as Error).message, code: (err as P2PError).code };
+  }
+  if (reply.status === 404) return { kind: "v1-only" };
+  if (reply.status !== 200) return classifyRefusal(reply);
+  const j = decodeJsonBody(reply.body);
+  const obj = j.ok ? (j.value as { receipt?: unknown; duplicate?: unknown }) : undefined;
+  const r = parseReceipt(obj?.receipt);
+  if (!r.ok) return { kind: "retry", reason: `P2P_ERR_BAD_RESPONSE: receipt invalid (${r.code})`, code: "P2P_ERR_BAD_RESPONSE" };
+  const receipt = r.value;
+  const problem = receiptProblem(receipt, env, pinnedKey);
+  if (problem) return { kind: "retry", reason: `P2P_ERR_BAD_RESPONSE: ${problem}`, code: "P2P_ERR_BAD_RESPONSE" };
+  return { kind: "delivered", receipt, storedAt: receipt.stored, duplicate: obj?.duplicate === true };
+}
+
+export function receiptProblem(r: Receipt, env: Envelope, pinnedKey: string | null): string | undefined {
+  if (r.id !== env.id || r.from !== env.from || r.to !== env.to) return "receipt names another message";
+  if (!verifyReceipt(r)) return "receipt signature does not verify";
+  const derived = keyMatchesAddress(Buffer.from(r.key, "base64"), parseIPv6(env.to)!);
+  if (!derived && pinnedKey !== null && r.key !== pinnedKey) return "receipt signed by a key that is not the peer's";
+  return undefined;
+}
+
+/** Sends one legacy v1 message. v1 answers `{"ok":true}` and has no receipt. */
+export async function deliverV1(t: Target, m: V1Message): Promise<Delivery> {
+  let reply: HttpReply;
+  try {
+    reply = await httpExchange(t, "POST", "/peer/message", JSON.stringify(m));
+  } catch (err) {
+    return { kind: "retry", reason: (err as Error).message, code: (err as P2PError).code };
+  }
+  if (reply.status >= 200 && reply.status < 300) return { kind: "delivered", receipt: null, storedAt: Date.now(), duplicate: false };
+  return classifyRefusal(reply);
+}
+
+export interface PingResult {
+  address: string;
+  publicKey: string;
+  versions: number[];
+  rttMs: number;
+  /** True when the answer is a signed proof over our nonce by a key bound to the address (derived or pinned). */
+  verified: boolean;
+  keyBinding: "derived" | "pinned" | "unbound" | "none";
+  protocol: 1 | 2;
+}
+
+/** Pings a peer: v2 signed proof bound to a fresh nonce; falls back to the unsigned v1 ping for v1-only peers. */
+export async function pingPeer(t: Target, pinnedKey: string | null): Promise<PingResult> {
+  const nonce = newNonce();
+  const started = performance.now();
+  const reply = await httpExchange(t, "GET", `/v2/ping?nonce=${nonce}`);
+  const rttMs = performance.now() - started;
+  if (reply.status === 404) {
+    const v1 = await httpExchange(t, "GET", "/peer/ping");
+    if (v1.status < 200 || v1.status >= 300) throw new P2PError("P2P_ERR_PEER_REFUSED", `${t.address} answered ping with HTTP ${v1.status}`);
+    return { address: t.address, publicKey: "", versions: [1], rttMs, verified: false, keyBinding: "none", protocol: 1 };
+  }
+  if (reply.status !== 200) {
+    const { code, message } = refusal(reply);
+    throw new P2PError("P2P_ERR_PEER_REFUSED", `${t.address} refused ping: ${code}: ${message}`);
+  }
+  const j = decodeJsonBody(reply.body);
+  const p = j.ok ? parsePingProof(j.value) : j;
+  if (!p.ok) throw new P2PError("P2P_ERR_BAD_RESPONSE", `${t.address} answered ping with an invalid proof (${p.code})`);
+  const proof = p.value;
+  if (proof.address !== t.address) throw new P2PError("P2P_ERR_BAD_RESPONSE", `ping answered by ${proof.address}, not ${t.address}`);
+  if (!verifyPingProof(proof, nonce)) throw new P2PError("P2P_ERR_BAD_RESPONSE", `${t.address}: ping proof does not verify against our nonce`);
+  const derived = keyMatchesAddress(Buffer.from(proof.key, "base64"), parseIPv6(t.address)!);
+  const keyBinding = derived ? "derived" : pinnedKey === null ? "unbound" : proof.key === pinnedKey ? "pinned" : "none";
+  if (keyBinding === "none") throw new P2PError("P2P_ERR_KEY_MISMATCH", `${t.address} answered with a key different from the pinned one`);
+  return { address: proof.address, publicKey: proof.key, versions: proof.versions, rttMs, verified: keyBinding !== "unbound", keyBinding, protocol: 2 };
+}

@@ -1,0 +1,132 @@
+/**
+ * Node configuration. Hosts speak snake_case (the OpenClaw plugin config and `<data_dir>/config.json` share the same
+ * keys); the core uses the camelCase NodeConfig. Every value is checked; a bad one is a P2P_ERR_CONFIG naming the key.
+ */
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { P2PError } from "./errors.ts";
+
+export type YggdrasilMode = "auto" | "spawn" | "system" | "off";
+
+export interface NodeConfig {
+  peerPort: number;
+  yggdrasil: YggdrasilMode;
+  yggdrasilPeers: string[];
+  yggdrasilListen: string[];
+  yggdrasilMulticast: boolean;
+  yggdrasilAdminSocket: string | undefined;
+  timestampWindowMs: number;
+  maxMessageAgeMs: number;
+  bodyLimitBytes: number;
+  rateLimit: { perSecond: number; burst: number };
+}
+
+const DAY_MS = 86_400_000;
+
+export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
+  peerPort: 8099,
+  yggdrasil: "auto",
+  yggdrasilPeers: [],
+  yggdrasilListen: [],
+  yggdrasilMulticast: false,
+  yggdrasilAdminSocket: undefined,
+  timestampWindowMs: 5 * 60_000,
+  maxMessageAgeMs: 7 * DAY_MS,
+  bodyLimitBytes: 64 * 1024,
+  // Generous for a person or an agent, tight for a flood: 50 requests/s sustained per source, bursts of 200.
+  rateLimit: Object.freeze({ perSecond: 50, burst: 200 }),
+}) as NodeConfig;
+
+export const CONFIG_FILE = "config.json";
+
+export function defaultDataDir(): string {
+  return join(homedir(), ".openclaw", "ipv6-p2p");
+}
+
+/** The snake_case keys hosts accept (OpenClaw plugin config, config.json). Host-only keys are ignored here. */
+const SNAKE_KEYS: Record<string, (cfg: NodeConfig, v: unknown, key: string) => void> = {
+  peer_port: (c, v, k) => (c.peerPort = int(v, k, 1, 65535)),
+  yggdrasil: (c, v, k) => (c.yggdrasil = oneOf(v, k, ["auto", "spawn", "system", "off"] as const)),
+  yggdrasil_peers: (c, v, k) => (c.yggdrasilPeers = peerUris(v, k)),
+  yggdrasil_listen: (c, v, k) => (c.yggdrasilListen = peerUris(v, k)),
+  yggdrasil_multicast: (c, v, k) => (c.yggdrasilMulticast = bool(v, k)),
+  yggdrasil_admin_socket: (c, v, k) => (c.yggdrasilAdminSocket = str(v, k)),
+  timestamp_window_seconds: (c, v, k) => (c.timestampWindowMs = int(v, k, 10, 86_400) * 1000),
+  max_message_age_days: (c, v, k) => (c.maxMessageAgeMs = num(v, k, 0.001, 365) * DAY_MS),
+  body_limit_bytes: (c, v, k) => (c.bodyLimitBytes = int(v, k, 4096, 16 * 1024 * 1024)),
+  rate_limit_per_second: (c, v, k) => (c.rateLimit = { ...c.rateLimit, perSecond: num(v, k, 0.01, 1e6) }),
+  rate_limit_burst: (c, v, k) => (c.rateLimit = { ...c.rateLimit, burst: int(v, k, 1, 1e6) }),
+};
+
+/** Keys the core knows but leaves to hosts (so config.json may carry them without an error). */
+const HOST_KEYS = new Set(["data_dir", "dmPolicy", "dm_policy", "loop_budget", "loop_window_minutes", "allow_from"]);
+
+export function configFromSnake(input: unknown, base: NodeConfig = DEFAULT_CONFIG, source = "config"): NodeConfig {
+  const cfg: NodeConfig = { ...base, rateLimit: { ...base.rateLimit } };
+  if (input === undefined || input === null) return cfg;
+  if (typeof input !== "object" || Array.isArray(input)) throw new P2PError("P2P_ERR_CONFIG", `${source} must be a JSON object`);
+  for (const [key, value] of Object.entries(input)) {
+    const apply = SNAKE_KEYS[key];
+    if (apply) apply(cfg, value, `${source}: ${key}`);
+    else if (!HOST_KEYS.has(key)) {
+      throw new P2PError("P2P_ERR_CONFIG", `${source}: unknown key "${key}"`, {
+        hint: `known keys: ${[...Object.keys(SNAKE_KEYS), ...HOST_KEYS].join(", ")}`,
+      });
+    }
+  }
+  return cfg;
+}
+
+/** Reads `<data_dir>/config.json` if it exists (it is optional) and returns the resulting config. */
+export function loadConfigFile(dataDir: string): { config: NodeConfig; raw: Record<string, unknown> } {
+  const file = join(dataDir, CONFIG_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { config: configFromSnake(undefined), raw: {} };
+    throw new P2PError("P2P_ERR_CONFIG", `cannot read ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new P2PError("P2P_ERR_CONFIG", `${file} is not valid JSON`, { hint: `fix or remove ${file}` });
+  }
+  return { config: configFromSnake(raw, DEFAULT_CONFIG, file), raw: raw as Record<string, unknown> };
+}
+
+function bad(key: string, want: string, v: unknown): never {
+  throw new P2PError("P2P_ERR_CONFIG", `${key} must be ${want} (got ${JSON.stringify(v) ?? String(v)})`);
+}
+function int(v: unknown, key: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) bad(key, `an integer from ${min} to ${max}`, v);
+  return v;
+}
+function num(v: unknown, key: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) bad(key, `a number from ${min} to ${max}`, v);
+  return v;
+}
+function bool(v: unknown, key: string): boolean {
+  if (typeof v !== "boolean") bad(key, "true or false", v);
+  return v;
+}
+function str(v: unknown, key: string): string {
+  if (typeof v !== "string" || v.length === 0 || v.length > 4096) bad(key, "a non-empty string", v);
+  return v;
+}
+function oneOf<T extends string>(v: unknown, key: string, options: readonly T[]): T {
+  if (typeof v !== "string" || !options.includes(v as T)) bad(key, `one of ${options.join(", ")}`, v);
+  return v as T;
+}
+/** Yggdrasil peer and listen URIs: tcp://, tls://, quic://, ws://, wss://, unix:// (checked for shape only). */
+function peerUris(v: unknown, key: string): string[] {
+  if (!Array.isArray(v) || v.length > 64) bad(key, "an array of at most 64 URIs", v);
+  return v.map((u, i) => {
+    if (typeof u !== "string" || !/^(tcp|tls|quic|ws|wss|socks|sockstls|unix):\/\/\S+$/.test(u) || u.length > 1024) {
+      bad(`${key}[${i}]`, "a URI such as tcp://host:port or tls://host:port", u);
+    }
+    return u;
+  });
+}

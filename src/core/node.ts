@@ -1,0 +1,388 @@
+/**
+ * The Node facade: one data directory, one identity, one store; and, once started, the peer server, the outbox
+ * worker and Yggdrasil supervision. Hosts (the `declaw` CLI, the OpenClaw plugin) drive only this. Everything a host
+ * shows comes from the data directory, so a CLI command sees what a running gateway's node does and vice versa.
+ *
+ * Lifecycle: open -> start -> stop (idempotent). A node that is only opened (CLI commands) holds no sockets.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { canonicalAddress, isYggdrasilAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
+import { pingPeer, type PingResult } from "./client.ts";
+import { DEFAULT_CONFIG, type NodeConfig } from "./config.ts";
+import { P2PError } from "./errors.ts";
+import { writeFileAtomic } from "./fsutil.ts";
+import { loadOrCreateIdentity, type Identity } from "./identity.ts";
+import { silentLogger, type Logger } from "./log.ts";
+import { DEFAULT_PEER_PORT, LEASE_MS, Outbox } from "./outbox.ts";
+import { PeerServer } from "./server.ts";
+import { Store, type MessageRow, type PeerRow } from "./store.ts";
+import { MAX_CONTENT_BYTES, newMessageId, SUPPORTED_KINDS, type Receipt } from "./wire.ts";
+import { diagnoseYggdrasil, YggdrasilSupervisor, type YggStatus } from "../yggdrasil/supervisor.ts";
+
+export { defaultDataDir } from "./config.ts";
+
+export type SendResult =
+  | { state: "delivered"; id: string; peer: string; deliveredAt: number; receipt: Receipt | null }
+  | { state: "queued"; id: string; peer: string; reason: string; nextAttemptAt: number }
+  | { state: "failed"; id: string; peer: string; reason: string };
+
+export interface NodeProcessInfo {
+  running: boolean;
+  pid?: number;
+  since?: number;
+  host?: string;
+  peerPort?: number;
+}
+
+export interface StatusReport {
+  address: string;
+  publicKey: string;
+  subnet: string;
+  dataDir: string;
+  peerPort: number;
+  node: NodeProcessInfo;
+  yggdrasil: YggStatus;
+  counts: { peers: number; pending: number; inbox: number; queued: number; failed: number };
+  pendingPeers: PeerRow[];
+  keyMismatches: PeerRow[];
+}
+
+const HEARTBEAT_FILE = "node.json";
+const HEARTBEAT_INTERVAL_MS = 10_000;
+const HEARTBEAT_STALE_MS = 45_000;
+const PRUNE_INTERVAL_MS = 10 * 60_000;
+const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+const SELF_ADDRESS_META = "self_address";
+
+interface Heartbeat {
+  pid: number;
+  since: number;
+  updatedAt: number;
+  host: string;
+  hostname: string;
+  peerPort: number;
+  address: string;
+  yggdrasil: YggStatus;
+}
+
+export class Node {
+  readonly identity: Identity;
+  readonly store: Store;
+  readonly config: NodeConfig;
+  readonly dataDir: string;
+  readonly #log: Logger;
+  readonly #host: string;
+  #server: PeerServer | undefined;
+  #outbox: Outbox | undefined;
+  #ygg: YggdrasilSupervisor | undefined;
+  #yggStatus: YggStatus | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #state: "open" | "starting" | "running" | "stopping" | "closed" = "open";
+  #since = 0;
+  #inboundListeners = new Set<() => void>();
+  /** Source address to bind for outgoing connections (tests only). */
+  #localAddress: string | undefined;
+
+  private constructor(o: { dataDir: string; config: NodeConfig; log: Logger; host: string; identity: Identity; store: Store; localAddress?: string }) {
+    this.dataDir = o.dataDir;
+    this.config = o.config;
+    this.#log = o.log;
+    this.#host = o.host;
+    this.identity = o.identity;
+    this.store = o.store;
+    this.#localAddress = o.localAddress;
+  }
+
+  /** Opens the data directory: identity (created on first use) and store. No sockets, no timers. */
+  static open(o: { dataDir: string; config?: Partial<NodeConfig>; log?: Logger; host?: string; localAddress?: string }): Node {
+    const identity = loadOrCreateIdentity(o.dataDir);
+    const store = Store.open(o.dataDir);
+    return new Node({
+      dataDir: o.dataDir,
+      config: { ...DEFAULT_CONFIG, ...o.config },
+      log: o.log ?? silentLogger,
+      host: o.host ?? "declaw",
+      identity,
+      store,
+      localAddress: o.localAddress,
+    });
+  }
+
+  /** The address peers reach us at: derived from our key, or the system daemon's address in system mode. */
+  get address(): string {
+    return this.#yggStatus?.effectiveMode === "system" && this.#yggStatus.address ? this.#yggStatus.address : (this.store.getMeta(SELF_ADDRESS_META) ?? this.identity.address);
+  }
+
+  #self(): Identity {
+    return { ...this.identity, address: this.address };
+  }
+
+  /** Registers a callback run after new inbound messages were committed (in this process's server). */
+  onInbound(cb: () => void): () => void {
+    this.#inboundListeners.add(cb);
+    return () => this.#inboundListeners.delete(cb);
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "open") throw new P2PError("P2P_ERR_BAD_ARGUMENT", `node cannot start from state ${this.#state}`);
+    this.#state = "starting";
+    this.#since = Date.now();
+    try {
+      await this.#startYggdrasil();
+      this.store.setMeta(SELF_ADDRESS_META, this.address);
+      this.#server = new PeerServer({
+        self: this.#self(),
+        store: this.store,
+        config: this.config,
+        log: this.#log,
+        onInbound: () => this.#inboundListeners.forEach((cb) => cb()),
+      });
+      const port = await this.#server.listen(this.config.peerPort);
+      this.#log.info(`peer server listening on [::]:${port} as ${this.address}`);
+      this.#outbox = new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
+      this.#outbox.start();
+      this.#writeHeartbeat();
+      this.#timers.push(setInterval(() => this.#writeHeartbeat(), HEARTBEAT_INTERVAL_MS));
+      this.#timers.push(setInterval(() => this.#prune(), PRUNE_INTERVAL_MS));
+      this.#timers.forEach((t) => t.unref());
+      this.#state = "running";
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async #startYggdrasil(): Promise<void> {
+    if (this.config.yggdrasil === "off") {
+      this.#yggStatus = { mode: "off", effectiveMode: "off", state: "off", keyBinding: "n/a" } as YggStatus;
+      return;
+    }
+    this.#ygg = new YggdrasilSupervisor({
+      dataDir: this.dataDir,
+      identity: this.identity,
+      mode: this.config.yggdrasil,
+      peers: this.config.yggdrasilPeers,
+      listen: this.config.yggdrasilListen,
+      multicast: this.config.yggdrasilMulticast,
+      adminSocket: this.config.yggdrasilAdminSocket,
+      log: (level, msg) => this.#log[level](`yggdrasil: ${msg}`),
+    });
+    try {
+      this.#yggStatus = await this.#ygg.start();
+    } catch (err) {
+      // Everything else keeps working without the mesh: inbox, peers, queueing. `status` shows the diagnosis.
+      this.#yggStatus = await this.#ygg.status();
+      this.#log.warn(`yggdrasil unavailable: ${(err as Error).message}`);
+    }
+    const p = this.#yggStatus.problem;
+    if (p) this.#log.warn(`yggdrasil: ${p.message}; fix: ${p.fix.join(" ; ")}`);
+  }
+
+  /** Stops everything this process started and closes the store. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#state === "closed" || this.#state === "stopping") return;
+    this.#state = "stopping";
+    this.#timers.forEach((t) => clearInterval(t));
+    this.#timers = [];
+    await this.#server?.close();
+    await this.#outbox?.stop();
+    await this.#ygg?.stop();
+    this.#clearHeartbeat();
+    this.store.close();
+    this.#state = "closed";
+  }
+
+  /** For command-style use (no start): closes the store. */
+  close(): void {
+    if (this.#state === "open") {
+      this.store.close();
+      this.#state = "closed";
+    }
+  }
+
+  // ---- peers ----
+
+  resolvePeer(peer: string): PeerRow {
+    const row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
+    if (!row) throw new P2PError("P2P_ERR_PEER_NOT_FOUND", `no peer "${peer}"`, { hint: "list peers with `peers`, or add one with `add <address> --alias NAME`" });
+    return row;
+  }
+
+  addPeer(address: string, o: { alias?: string; key?: string; port?: number } = {}): PeerRow {
+    const addr = requireAddress(address);
+    if (o.alias !== undefined && !ALIAS_RE.test(o.alias)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `alias "${o.alias}" must start with a letter and use at most 32 letters, digits, _ . -`);
+    if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `port must be 1-65535`);
+    let keyFields: { publicKey?: string; keyBinding?: "derived" | "user" } = {};
+    if (o.key !== undefined) {
+      const key = Buffer.from(o.key, "base64");
+      if (key.length !== 32 || key.toString("base64") !== o.key) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "--key must be the peer's 32-byte Ed25519 public key in padded base64");
+      // A key that derives to the address is bound by construction; any other key is the user's explicit word.
+      keyFields = { publicKey: o.key, keyBinding: keyMatchesAddress(key, parseIPv6(addr)!) ? "derived" : "user" };
+    }
+    return this.store.upsertPeer({ address: addr, alias: o.alias, port: o.port, trust: "trusted", ...keyFields });
+  }
+
+  removePeer(peer: string): PeerRow {
+    const row = this.resolvePeer(peer);
+    this.store.removePeer(row.address);
+    return row;
+  }
+
+  allow(peer: string): PeerRow {
+    return this.store.setTrust(this.#addressOf(peer), "trusted");
+  }
+
+  block(peer: string): PeerRow {
+    return this.store.setTrust(this.#addressOf(peer), "blocked");
+  }
+
+  /** An alias or a known peer, else a valid address (allow/block work on addresses never seen yet). */
+  #addressOf(peer: string): string {
+    const row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
+    return row ? row.address : requireAddress(peer);
+  }
+
+  peers(o: { limit?: number; offset?: number } = {}): PeerRow[] {
+    return this.store.listPeers(o);
+  }
+
+  inbox(o: { peer?: string; limit?: number; beforeSeq?: number } = {}): MessageRow[] {
+    const peer = o.peer === undefined ? undefined : this.#addressOf(o.peer);
+    return this.store.listInbox({ peer, limit: o.limit, beforeSeq: o.beforeSeq });
+  }
+
+  outbox(o: { limit?: number; beforeSeq?: number } = {}): MessageRow[] {
+    return this.store.listOutbox(o);
+  }
+
+  // ---- messaging ----
+
+  /**
+   * Stores the message in the outbox, then tries once right away. Returns delivered (verified receipt), queued (with
+   * the reason; the node's outbox worker keeps trying) or failed (the peer refused it for good).
+   * Sending to an address never seen before adds it as a trusted peer: writing to someone is consent to hear back.
+   */
+  async send(peer: string, text: string, o: { kind?: string } = {}): Promise<SendResult> {
+    const kind = o.kind ?? "chat";
+    if (!SUPPORTED_KINDS.includes(kind)) throw new P2PError("P2P_ERR_UNSUPPORTED_KIND", `kind "${kind}" is not supported`);
+    if (typeof text !== "string" || text.length === 0) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "message text is empty");
+    if (!text.isWellFormed()) throw new P2PError("P2P_ERR_BAD_CONTENT", "message text contains invalid Unicode");
+    if (Buffer.byteLength(text, "utf8") > MAX_CONTENT_BYTES) throw new P2PError("P2P_ERR_CONTENT_TOO_LARGE", `message is larger than ${MAX_CONTENT_BYTES} bytes`);
+    let row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
+    if (!row) {
+      const addr = canonicalAddress(peer);
+      if (!addr) throw new P2PError("P2P_ERR_PEER_NOT_FOUND", `no peer "${peer}"`, { hint: "use a 200::/7 address, or add the peer first with `add <address> --alias NAME`" });
+      row = this.addPeer(addr);
+    }
+    if (row.address === this.address) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "that is this node's own address");
+    const now = Date.now();
+    const msg = this.store.enqueueOutbound(
+      { id: newMessageId(now), peer: row.address, kind, content: text, ts: now, protocol: row.protocol, expiresAt: now + this.config.maxMessageAgeMs },
+      now,
+    );
+    const claimed = this.store.claimMessage(msg.id, Date.now(), LEASE_MS);
+    if (!claimed) return { state: "queued", id: msg.id, peer: row.address, reason: "taken by the running node's outbox", nextAttemptAt: now };
+    const outbox = this.#outbox ?? new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
+    const r = await outbox.attempt(claimed);
+    if (r.state === "delivered") {
+      const receipt = r.receipt ? (JSON.parse(r.receipt) as Receipt) : null;
+      return { state: "delivered", id: msg.id, peer: row.address, deliveredAt: r.deliveredAt, receipt };
+    }
+    if (r.state === "queued") {
+      this.#outbox?.kick();
+      return { state: "queued", id: msg.id, peer: row.address, reason: r.reason, nextAttemptAt: r.nextAttemptAt };
+    }
+    return { state: "failed", id: msg.id, peer: row.address, reason: r.reason };
+  }
+
+  async ping(peer: string): Promise<PingResult> {
+    const row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
+    const address = row?.address ?? requireAddress(peer);
+    const r = await pingPeer({ address, port: row?.port ?? DEFAULT_PEER_PORT, localAddress: this.#localAddress }, row?.publicKey ?? null);
+    return r;
+  }
+
+  // ---- status ----
+
+  processInfo(): NodeProcessInfo & { heartbeat?: Heartbeat } {
+    if (this.#state === "running") return { running: true, pid: process.pid, since: this.#since, host: this.#host, peerPort: this.config.peerPort };
+    const hb = readHeartbeat(this.dataDir);
+    if (!hb || !pidAlive(hb.pid) || Date.now() - hb.updatedAt > HEARTBEAT_STALE_MS) return { running: false };
+    return { running: true, pid: hb.pid, since: hb.since, host: hb.host, peerPort: hb.peerPort, heartbeat: hb };
+  }
+
+  async status(): Promise<StatusReport> {
+    const proc = this.processInfo();
+    let ygg: YggStatus;
+    if (this.#state === "running" && this.#ygg) ygg = await this.#ygg.status();
+    else if (this.#yggStatus) ygg = this.#yggStatus;
+    else if (proc.heartbeat) ygg = proc.heartbeat.yggdrasil;
+    else if (this.config.yggdrasil === "off") ygg = { mode: "off", effectiveMode: "off", state: "off", keyBinding: "n/a" } as YggStatus;
+    else ygg = await diagnoseYggdrasil({ mode: this.config.yggdrasil, dataDir: this.dataDir, adminSocket: this.config.yggdrasilAdminSocket });
+    return {
+      address: proc.heartbeat?.address ?? this.address,
+      publicKey: this.identity.publicKeyBase64,
+      subnet: this.identity.subnet,
+      dataDir: this.dataDir,
+      peerPort: proc.peerPort ?? this.config.peerPort,
+      node: { running: proc.running, pid: proc.pid, since: proc.since, host: proc.host, peerPort: proc.peerPort },
+      yggdrasil: ygg,
+      counts: this.store.counts(),
+      pendingPeers: this.store.listPeers({ trust: "pending", limit: 50 }),
+      keyMismatches: this.store.listPeers({ limit: 10_000 }).filter((p) => p.lastKeyMismatchAt !== null),
+    };
+  }
+
+  #writeHeartbeat(): void {
+    const write = async () => {
+      const ygg = this.#ygg ? await this.#ygg.status() : this.#yggStatus!;
+      const hb: Heartbeat = { pid: process.pid, since: this.#since, updatedAt: Date.now(), host: this.#host, hostname: hostname(), peerPort: this.config.peerPort, address: this.address, yggdrasil: ygg };
+      writeFileAtomic(join(this.dataDir, HEARTBEAT_FILE), `${JSON.stringify(hb)}\n`, 0o600);
+    };
+    write().catch((err) => this.#log.warn(`cannot write ${HEARTBEAT_FILE}: ${(err as Error).message}`));
+  }
+
+  #clearHeartbeat(): void {
+    const hb = readHeartbeat(this.dataDir);
+    if (hb?.pid === process.pid) {
+      try {
+        writeFileSync(join(this.dataDir, HEARTBEAT_FILE), `${JSON.stringify({ ...hb, updatedAt: 0 })}\n`, { mode: 0o600 });
+      } catch { /* best effort: a stale heartbeat is detected by its age and pid anyway */ }
+    }
+  }
+
+  #prune(): void {
+    try {
+      this.store.pruneReplay(Date.now(), this.config.timestampWindowMs * 2);
+    } catch (err) {
+      this.#log.warn(`replay cache pruning failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+function requireAddress(text: string): string {
+  const b = parseIPv6(text);
+  if (!b) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `"${text}" is not an IPv6 address or a known alias`, { hint: "addresses look like 200:1234:5678::1; list known peers with `peers`" });
+  if (!isYggdrasilAddress(b)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${text} is not a Yggdrasil address (200::/7)`);
+  return canonicalAddress(text)!;
+}
+
+function readHeartbeat(dataDir: string): Heartbeat | undefined {
+  try {
+    const hb = JSON.parse(readFileSync(join(dataDir, HEARTBEAT_FILE), "utf8")) as Heartbeat;
+    return typeof hb?.pid === "number" ? hb : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The schema of `<data_dir>/peers.db` as an ordered list of migrations. `PRAGMA user_version` holds how many have
+ * been applied; `Store.open` applies the missing ones in one `BEGIN IMMEDIATE` transaction. Never edit a migration
+ * that has shipped: append a new one (a database written by an older declaw must reach the same schema).
+ *
+ * Tables are STRICT so that a wrong type is refused instead of silently stored; CHECK constraints mirror the string
+ * unions of `store.ts`. All times are integer milliseconds since the epoch.
+ */
+
+/** `PRAGMA application_id` of a declaw database ("dclw"), so that a foreign SQLite file is refused, not migrated. */
+export const APPLICATION_ID = 0x64636c77;
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: initial schema
+  `
+  CREATE TABLE peers (
+    address TEXT PRIMARY KEY NOT NULL,
+    -- NOCASE: "Alice" and "alice" are the same alias for a person typing it
+    alias TEXT COLLATE NOCASE UNIQUE,
+    public_key TEXT,
+    key_binding TEXT CHECK (key_binding IN ('derived', 'tofu', 'user')),
+    trust TEXT NOT NULL DEFAULT 'pending' CHECK (trust IN ('trusted', 'pending', 'blocked')),
+    port INTEGER NOT NULL DEFAULT 8099 CHECK (port BETWEEN 1 AND 65535),
+    protocol INTEGER NOT NULL DEFAULT 2 CHECK (protocol IN (1, 2)),
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER,
+    last_key_mismatch_at INTEGER,
+    last_mismatch_key TEXT,
+    CHECK ((public_key IS NULL) = (key_binding IS NULL))
+  ) STRICT;
+  CREATE INDEX peers_trust ON peers (trust);
+
+  CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    kind TEXT NOT NULL,
+    content TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('received', 'queued', 'sent', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    expires_at INTEGER,
+    last_error TEXT,
+    receipt TEXT,
+    delivered_at INTEGER,
+    protocol INTEGER NOT NULL DEFAULT 2 CHECK (protocol IN (1, 2)),
+    handled_at INTEGER,
+    lease_until INTEGER,
+    UNIQUE (direction, peer, id)
+  ) STRICT;
+  -- inbox/outbox paging, newest first, optionally by peer
+  CREATE INDEX messages_dir_seq ON messages (direction, seq);
+  CREATE INDEX messages_dir_peer_seq ON messages (direction, peer, seq);
+  CREATE INDEX messages_dir_state_seq ON messages (direction, state, seq);
+  -- markDelivered/markRetry/markFailed/getMessage look a message up by id alone
+  CREATE INDEX messages_id ON messages (id, direction);
+  -- the outbox scan: only queued rows are indexed
+  CREATE INDEX messages_due ON messages (next_attempt_at, seq) WHERE state = 'queued';
+  -- host dispatch: only unhandled inbound rows are indexed
+  CREATE INDEX messages_unhandled ON messages (seq) WHERE direction = 'in' AND handled_at IS NULL;
+
+  -- Replay memory for inbound (peer, id), kept for the timestamp window even if messages rows are ever deleted.
+  CREATE TABLE replay (
+    peer TEXT NOT NULL,
+    id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    stored_at INTEGER NOT NULL,
+    PRIMARY KEY (peer, id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX replay_stored_at ON replay (stored_at);
+
+  CREATE TABLE meta (
+    key TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

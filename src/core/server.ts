@@ -1,0 +1,285 @@
+/**
+ * The peer server on `[::]:peer_port`. Every request passes the checks of docs/protocol.md ("Receiver checks") in
+ * order, cheap before expensive; every refusal is a status with JSON `{error, message}`. Nothing served here reveals
+ * the inbox, the peer list or anything else private: the only endpoints are message intake and ping.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { formatIPv6, isYggdrasilAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
+import { CommitBatcher } from "./batcher.ts";
+import type { NodeConfig } from "./config.ts";
+import { ERROR_TABLE, P2PError, type ErrorCode } from "./errors.ts";
+import type { KeyPair } from "./keys.ts";
+import type { Logger } from "./log.ts";
+import { RateLimiter } from "./rate-limit.ts";
+import type { Store } from "./store.ts";
+import { buildPingProof, buildReceipt, decodeJsonBody, parseEnvelope, verifyEnvelope } from "./wire.ts";
+import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
+
+export interface PeerServerOptions {
+  /** Our signing key and the address we answer for (derived from the key, or the system daemon's address). */
+  self: KeyPair & { address: string };
+  store: Store;
+  config: NodeConfig;
+  log: Logger;
+  /** Called after inbound messages were committed (new ones only). */
+  onInbound?: () => void;
+}
+
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 15_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const IDLE_SOCKET_TIMEOUT_MS = 30_000;
+const MAX_HEADER_BYTES = 16 * 1024;
+const MAX_CONNECTIONS = 2048;
+const PROTOCOL_VERSIONS = [1, 2];
+
+class Refusal {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly headers: Record<string, string>;
+  constructor(code: ErrorCode, message?: string, headers: Record<string, string> = {}) {
+    this.code = code;
+    this.message = message ?? ERROR_TABLE[code].text;
+    this.headers = headers;
+  }
+}
+
+export class PeerServer {
+  readonly #o: PeerServerOptions;
+  readonly #server: Server;
+  readonly #limiter: RateLimiter;
+  readonly #batcher: CommitBatcher;
+  #closing = false;
+
+  constructor(o: PeerServerOptions) {
+    this.#o = o;
+    this.#limiter = new RateLimiter(o.config.rateLimit);
+    this.#batcher = new CommitBatcher(o.store);
+    this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+      this.#handle(req, res).catch((err) => this.#internalError(res, err));
+    });
+    this.#server.maxConnections = MAX_CONNECTIONS;
+    this.#server.setTimeout(IDLE_SOCKET_TIMEOUT_MS, (socket: Socket) => socket.destroy());
+    // Malformed HTTP: answer 400 if the socket is still writable, never crash.
+    this.#server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+      const code: ErrorCode = status === 408 ? "P2P_ERR_REQUEST_TIMEOUT" : "P2P_ERR_BAD_JSON";
+      const body = JSON.stringify({ error: code, message: status === 400 ? "malformed HTTP request" : ERROR_TABLE[code].text });
+      socket.end(`HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+  }
+
+  listen(port: number, host = "::"): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(
+          err.code === "EADDRINUSE"
+            ? new P2PError("P2P_ERR_PORT_IN_USE", `peer port ${port} is already in use`, {
+                hint: "another node (declaw run or the OpenClaw gateway) may be serving this data directory, or choose another peer_port",
+              })
+            : err,
+        );
+      };
+      this.#server.once("error", onError);
+      this.#server.listen({ port, host, ipv6Only: false }, () => {
+        this.#server.off("error", onError);
+        const addr = this.#server.address();
+        resolve(typeof addr === "object" && addr ? addr.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting, lets in-flight requests finish briefly, then drops what is left. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    const closed = new Promise<void>((r) => this.#server.close(() => r()));
+    this.#server.closeIdleConnections();
+    const timer = setTimeout(() => this.#server.closeAllConnections(), 2_000);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // 1. The source must be a Yggdrasil address. No switch turns this off.
+    const src = parseIPv6(req.socket.remoteAddress ?? "");
+    if (!src || !isYggdrasilAddress(src)) return this.#refuse(res, new Refusal("P2P_ERR_SOURCE_NOT_YGGDRASIL"), true);
+    const source = formatIPv6(src);
+    if (this.#closing) return this.#refuse(res, new Refusal("P2P_ERR_SHUTTING_DOWN"), true);
+
+    // 2. Rate limit per source (a 300::/8 subnet belongs to one key: limit it as one source).
+    const bucket = src[0] === 0x03 ? formatIPv6(Uint8Array.from([...src.subarray(0, 8), 0, 0, 0, 0, 0, 0, 0, 0])) : source;
+    const wait = this.#limiter.take(bucket);
+    if (wait > 0) return this.#refuse(res, new Refusal("P2P_ERR_RATE_LIMITED", undefined, { "Retry-After": String(wait) }), true);
+
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = ROUTES[path];
+    if (!route) return this.#refuse(res, new Refusal("P2P_ERR_NOT_FOUND"));
+    if (req.method !== route.method) return this.#refuse(res, new Refusal("P2P_ERR_METHOD_NOT_ALLOWED", undefined, { Allow: route.method }));
+
+    let body: Uint8Array | undefined;
+    if (route.method === "POST") {
+      const read = await this.#readBody(req);
+      if (read instanceof Refusal) return this.#refuse(res, read, true);
+      body = read;
+    }
+    const out = await route.run(this, { src, source, query: q === -1 ? "" : url.slice(q + 1), body });
+    if (out instanceof Refusal) return this.#refuse(res, out);
+    this.#json(res, 200, out);
+  }
+
+  /** Reads the body up to the cap; refuses before buffering anything past it. */
+  #readBody(req: IncomingMessage): Promise<Uint8Array | Refusal> {
+    const limit = this.#o.config.bodyLimitBytes;
+    const declared = Number(req.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      return Promise.resolve(new Refusal("P2P_ERR_BODY_TOO_LARGE", `body exceeds ${limit} bytes`));
+    }
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      req.on("data", (chunk: Buffer) => {
+        if (done) return;
+        size += chunk.length;
+        if (size > limit) {
+          done = true;
+          chunks.length = 0;
+          resolve(new Refusal("P2P_ERR_BODY_TOO_LARGE", `body exceeds ${limit} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on("end", () => {
+        if (!done) resolve(Buffer.concat(chunks, size));
+        done = true;
+      });
+      req.on("error", () => {
+        if (!done) resolve(new Refusal("P2P_ERR_REQUEST_TIMEOUT", "request aborted"));
+        done = true;
+      });
+    });
+  }
+
+  /** Steps 3-10 for a v2 envelope. */
+  async acceptV2(ctx: RouteContext): Promise<object | Refusal> {
+    const { self, config } = this.#o;
+    const json = decodeJsonBody(ctx.body!);
+    if (!json.ok) return new Refusal(json.code, json.message);
+    const parsed = parseEnvelope(json.value);
+    if (!parsed.ok) return new Refusal(parsed.code, parsed.message);
+    const env = parsed.value;
+    if (env.from !== ctx.source) return new Refusal("P2P_ERR_SENDER_MISMATCH", `from ${env.from} does not match TCP source ${ctx.source}`);
+    if (env.to !== self.address) return new Refusal("P2P_ERR_WRONG_RECIPIENT", `this node is ${self.address}, not ${env.to}`);
+    const now = Date.now();
+    if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
+    if (!verifyEnvelope(env)) return new Refusal("P2P_ERR_BAD_SIGNATURE");
+    const bound = this.#bindKey(ctx.src, env.from, env.key, now);
+    if (bound) return bound;
+    const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now });
+    if (outcome instanceof Refusal) return outcome;
+    const receipt = buildReceipt(self, { id: env.id, from: env.from }, outcome.storedAt);
+    return { ok: true, duplicate: outcome.duplicate, receipt };
+  }
+
+  /** The same checks for a legacy v1 message (v1 has no recipient field, so step 5 cannot apply). */
+  async acceptV1(ctx: RouteContext): Promise<object | Refusal> {
+    const json = decodeJsonBody(ctx.body!);
+    if (!json.ok) return new Refusal(json.code, json.message);
+    const parsed = parseV1Message(json.value);
+    if (!parsed.ok) return new Refusal(parsed.code, parsed.message);
+    const m = parsed.value;
+    const from = parseIPv6(m.fromYgg);
+    if (!from || formatIPv6(from) !== ctx.source) return new Refusal("P2P_ERR_SENDER_MISMATCH", `from_ygg ${m.fromYgg} does not match TCP source ${ctx.source}`);
+    const now = Date.now();
+    if (Math.abs(m.timestamp - now) > this.#o.config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP");
+    if (!verifyV1(m)) return new Refusal("P2P_ERR_BAD_SIGNATURE", "Invalid Ed25519 signature");
+    const bound = this.#bindKey(ctx.src, ctx.source, m.publicKey, now);
+    if (bound) return bound;
+    const outcome = await this.#commit({ id: v1MessageId(m), peer: ctx.source, kind: m.event, content: m.content, ts: m.timestamp, protocol: 1, storedAt: now });
+    if (outcome instanceof Refusal) return outcome;
+    return { ok: true };
+  }
+
+  pingV2(ctx: RouteContext): object | Refusal {
+    const nonce = new URLSearchParams(ctx.query).get("nonce");
+    if (nonce === null) return new Refusal("P2P_ERR_BAD_NONCE", "query parameter nonce is required");
+    const proof = buildPingProof(this.#o.self, nonce);
+    return proof ?? new Refusal("P2P_ERR_BAD_NONCE");
+  }
+
+  /** Step 8: a key that derives to the source is bound by construction; otherwise the first key seen is pinned. */
+  #bindKey(src: Uint8Array, address: string, key: string, now: number): Refusal | undefined {
+    const { store } = this.#o;
+    const known = store.getPeer(address);
+    if (known?.trust === "blocked") return new Refusal("P2P_ERR_PEER_BLOCKED");
+    if (known?.publicKey === key) return undefined;
+    const derived = keyMatchesAddress(Buffer.from(key, "base64"), src);
+    try {
+      const r = store.bindKey(address, key, derived ? "derived" : "tofu", now);
+      if (r.ok) return undefined;
+      if (r.reason === "blocked") return new Refusal("P2P_ERR_PEER_BLOCKED");
+      this.#o.log.warn(`key mismatch for ${address}: refused a message signed by a different key than the pinned one`);
+      return new Refusal("P2P_ERR_KEY_MISMATCH", `public key for ${address} differs from the pinned key; the owner must re-add the peer to accept a new key`);
+    } catch (err) {
+      return this.#storageRefusal(err);
+    }
+  }
+
+  async #commit(item: Parameters<CommitBatcher["add"]>[0]): Promise<{ duplicate: boolean; storedAt: number } | Refusal> {
+    try {
+      const outcome = await this.#batcher.add(item);
+      if (!outcome.duplicate) this.#o.onInbound?.();
+      return outcome;
+    } catch (err) {
+      return this.#storageRefusal(err);
+    }
+  }
+
+  #storageRefusal(err: unknown): Refusal {
+    this.#o.log.error(`storage failure, message not acknowledged: ${(err as Error).message}`);
+    return new Refusal("P2P_ERR_STORAGE", "message could not be stored; retry later", { "Retry-After": "30" });
+  }
+
+  #refuse(res: ServerResponse, r: Refusal, close = false): void {
+    if (close) res.setHeader("Connection", "close");
+    for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
+    this.#json(res, ERROR_TABLE[r.code].status, { error: r.code, message: r.message });
+  }
+
+  #json(res: ServerResponse, status: number, body: object): void {
+    if (res.headersSent || res.destroyed) return;
+    const text = JSON.stringify(body);
+    res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  #internalError(res: ServerResponse, err: unknown): void {
+    // A bug, not a peer's fault: log it, answer without details, keep serving.
+    this.#o.log.error(`peer server: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+    if (!res.headersSent && !res.destroyed) {
+      res.setHeader("Connection", "close");
+      this.#json(res, 500, { error: "P2P_ERR_INTERNAL", message: "internal error" });
+    }
+  }
+}
+
+interface RouteContext {
+  src: Uint8Array;
+  source: string;
+  query: string;
+  body: Uint8Array | undefined;
+}
+
+const ROUTES: Record<string, { method: "GET" | "POST"; run: (s: PeerServer, c: RouteContext) => Promise<object | Refusal> | object | Refusal }> = {
+  "/v2/message": { method: "POST", run: (s, c) => s.acceptV2(c) },
+  "/v2/ping": { method: "GET", run: (s, c) => s.pingV2(c) },
+  "/peer/message": { method: "POST", run: (s, c) => s.acceptV1(c) },
+  // v1 ping is unsigned and proves nothing; kept so v1 nodes see us as reachable.
+  "/peer/ping": { method: "GET", run: () => ({ ok: true, ts: Date.now(), versions: PROTOCOL_VERSIONS }) },
+};

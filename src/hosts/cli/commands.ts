@@ -1,0 +1,180 @@
+/**
+ * The `declaw` commands. Each returns a result object (printed as JSON with --json) and its text form. Every command
+ * opens the data directory itself, so it works whether or not a node (`declaw run` or the OpenClaw gateway) is
+ * running on it: SQLite in WAL mode with leases makes that safe.
+ */
+import { loadConfigFile, type NodeConfig } from "../../core/config.ts";
+import { P2PError } from "../../core/errors.ts";
+import { Node } from "../../core/node.ts";
+import { formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus } from "../format.ts";
+import { runSetup } from "./setup.ts";
+
+export interface CommandContext {
+  dataDir: string;
+  positionals: string[];
+  flags: Record<string, string | boolean | string[] | undefined>;
+}
+
+export interface CommandOutput {
+  json: unknown;
+  text: string;
+  exitCode?: number;
+}
+
+export interface Command {
+  usage: string;
+  summary: string;
+  options?: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
+  args: [min: number, max: number];
+  run(ctx: CommandContext): Promise<CommandOutput>;
+}
+
+function withNode<T>(ctx: CommandContext, fn: (node: Node) => Promise<T> | T): Promise<T> {
+  const { config } = loadConfigFile(ctx.dataDir);
+  const node = Node.open({ dataDir: ctx.dataDir, config });
+  return Promise.resolve()
+    .then(() => fn(node))
+    .finally(() => node.close());
+}
+
+function intFlag(ctx: CommandContext, name: string, min: number, max: number): number | undefined {
+  const v = ctx.flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `--${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function str(ctx: CommandContext, name: string): string | undefined {
+  const v = ctx.flags[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  run: {
+    usage: "run [--port N] [--yggdrasil auto|spawn|system|off] [--peer URI]... [--listen URI]...",
+    summary: "run the node in the foreground (peer server, outbox, Yggdrasil)",
+    options: { port: { type: "string" }, yggdrasil: { type: "string" }, peer: { type: "string", multiple: true }, listen: { type: "string", multiple: true }, verbose: { type: "boolean" } },
+    args: [0, 0],
+    async run(ctx) {
+      const { runForeground } = await import("./run.ts");
+      return runForeground(ctx);
+    },
+  },
+  status: {
+    usage: "status",
+    summary: "this node's address, Yggdrasil state, counts, pending peers",
+    args: [0, 0],
+    run: (ctx) => withNode(ctx, async (n) => {
+      const s = await n.status();
+      return { json: s, text: formatStatus(s) };
+    }),
+  },
+  add: {
+    usage: "add <address> [--alias NAME] [--key BASE64] [--port N]",
+    summary: "add (or update) a trusted peer",
+    options: { alias: { type: "string" }, key: { type: "string" }, port: { type: "string" } },
+    args: [1, 1],
+    run: (ctx) => withNode(ctx, (n) => {
+      const p = n.addPeer(ctx.positionals[0]!, { alias: str(ctx, "alias"), key: str(ctx, "key"), port: intFlag(ctx, "port", 1, 65535) });
+      return { json: p, text: formatPeer("added", p) };
+    }),
+  },
+  remove: {
+    usage: "remove <peer>",
+    summary: "forget a peer (its messages are kept)",
+    args: [1, 1],
+    run: (ctx) => withNode(ctx, (n) => {
+      const p = n.removePeer(ctx.positionals[0]!);
+      return { json: p, text: formatPeer("removed", p) };
+    }),
+  },
+  ping: {
+    usage: "ping <peer>",
+    summary: "round trip and the verified identity of whoever answered",
+    args: [1, 1],
+    run: (ctx) => withNode(ctx, async (n) => {
+      const r = await n.ping(ctx.positionals[0]!);
+      return { json: r, text: formatPing(r) };
+    }),
+  },
+  send: {
+    usage: "send <peer> <text>",
+    summary: "send a message: delivered with the receipt time, or queued with the reason",
+    args: [2, Infinity],
+    run: (ctx) => withNode(ctx, async (n) => {
+      const r = await n.send(ctx.positionals[0]!, ctx.positionals.slice(1).join(" "));
+      return { json: r, text: formatSend(r), exitCode: r.state === "failed" ? 1 : 0 };
+    }),
+  },
+  peers: {
+    usage: "peers [--limit N]",
+    summary: "list peers with trust state and key binding",
+    options: { limit: { type: "string" } },
+    args: [0, 0],
+    run: (ctx) => withNode(ctx, (n) => {
+      const rows = n.peers({ limit: intFlag(ctx, "limit", 1, 100_000) ?? 1000 });
+      return { json: rows, text: formatPeers(rows) };
+    }),
+  },
+  inbox: {
+    usage: "inbox [--peer P] [--limit N]",
+    summary: "received messages, newest first",
+    options: { peer: { type: "string" }, limit: { type: "string" } },
+    args: [0, 0],
+    run: (ctx) => withNode(ctx, (n) => {
+      const rows = n.inbox({ peer: str(ctx, "peer"), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
+      return { json: rows, text: formatMessages(rows) };
+    }),
+  },
+  outbox: {
+    usage: "outbox [--limit N]",
+    summary: "sent messages with delivery state",
+    options: { limit: { type: "string" } },
+    args: [0, 0],
+    run: (ctx) => withNode(ctx, (n) => {
+      const rows = n.outbox({ limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
+      return { json: rows, text: formatMessages(rows) };
+    }),
+  },
+  allow: {
+    usage: "allow <peer>",
+    summary: "trust a peer (approve a pending request)",
+    args: [1, 1],
+    run: (ctx) => withNode(ctx, (n) => {
+      const p = n.allow(ctx.positionals[0]!);
+      return { json: p, text: formatPeer("allowed", p) };
+    }),
+  },
+  block: {
+    usage: "block <peer>",
+    summary: "refuse all messages from a peer",
+    args: [1, 1],
+    run: (ctx) => withNode(ctx, (n) => {
+      const p = n.block(ctx.positionals[0]!);
+      return { json: p, text: formatPeer("blocked", p) };
+    }),
+  },
+  setup: {
+    usage: "setup",
+    summary: "check Yggdrasil (binary, privileges, socket) and do the one-time setup when run with the rights",
+    args: [0, 0],
+    run: (ctx) => runSetup(ctx),
+  },
+};
+
+export function configForRun(ctx: CommandContext): NodeConfig {
+  const { config } = loadConfigFile(ctx.dataDir);
+  const port = intFlag(ctx, "port", 1, 65535);
+  const mode = str(ctx, "yggdrasil");
+  if (mode !== undefined && !["auto", "spawn", "system", "off"].includes(mode)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "--yggdrasil must be auto, spawn, system or off");
+  const peers = ctx.flags.peer as string[] | undefined;
+  const listen = ctx.flags.listen as string[] | undefined;
+  return {
+    ...config,
+    ...(port !== undefined ? { peerPort: port } : {}),
+    ...(mode !== undefined ? { yggdrasil: mode as NodeConfig["yggdrasil"] } : {}),
+    ...(peers ? { yggdrasilPeers: peers } : {}),
+    ...(listen ? { yggdrasilListen: listen } : {}),
+  };
+}

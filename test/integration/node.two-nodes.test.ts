@@ -1,0 +1,120 @@
+/**
+ * Two `declaw run` processes in two network namespaces, each holding its own derived 200::/7 address on a veth pair
+ * (Yggdrasil off: this checks the node; the mesh has its own suite). Everything goes through the real CLI.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { loadOrCreateIdentity } from "../../src/core/identity.ts";
+import { cli, startNode, tempDir, waitFor, type RunningNode } from "../helpers/declaw.ts";
+import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
+
+const avail = netnsAvailable();
+
+describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, timeout: 240_000 }, () => {
+  let net: Testnet;
+  let A: Namespace;
+  let B: Namespace;
+  const dirA = tempDir("a");
+  const dirB = tempDir("b");
+  let addrA: string;
+  let addrB: string;
+  let nodeA: RunningNode | undefined;
+  let nodeB: RunningNode | undefined;
+
+  before(() => {
+    net = new Testnet();
+    A = net.add();
+    B = net.add();
+    const { aDev, bDev } = net.link(A, B);
+    addrA = loadOrCreateIdentity(dirA.dir).address;
+    addrB = loadOrCreateIdentity(dirB.dir).address;
+    A.addAddress(aDev, `${addrA}/7`);
+    B.addAddress(bDev, `${addrB}/7`);
+  });
+
+  after(async () => {
+    await net.destroy();
+    dirA.remove();
+    dirB.remove();
+  });
+
+  it("status shows the identity and that no node runs yet", async () => {
+    const r = await cli(A, dirA.dir, ["status"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.address, addrA);
+    assert.equal(r.json.node.running, false);
+  });
+
+  it("A sends to B: delivered with a receipt, in B's inbox, pending on B until allowed", async () => {
+    nodeA = await startNode(A, dirA.dir, ["--yggdrasil", "off"]);
+    nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
+    const add = await cli(A, dirA.dir, ["add", addrB, "--alias", "bob"]);
+    assert.equal(add.code, 0, add.stderr);
+    const sent = await cli(A, dirA.dir, ["send", "bob", "hello", "bob", "✓"]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(sent.json.state, "delivered", JSON.stringify(sent.json));
+    assert.equal(sent.json.receipt.id, sent.json.id);
+    assert.equal(sent.json.receipt.to, addrB);
+    assert.equal(sent.json.receipt.from, addrA);
+    const inbox = await cli(B, dirB.dir, ["inbox"]);
+    assert.equal(inbox.code, 0, inbox.stderr);
+    assert.equal(inbox.json.length, 1);
+    assert.equal(inbox.json[0].content, "hello bob ✓");
+    assert.equal(inbox.json[0].peer, addrA);
+    assert.equal(inbox.json[0].id, sent.json.id);
+    const status = await cli(B, dirB.dir, ["status"]);
+    assert.equal(status.json.node.running, true);
+    assert.deepEqual(status.json.pendingPeers.map((p: { address: string }) => p.address), [addrA]);
+    const outbox = await cli(A, dirA.dir, ["outbox"]);
+    assert.equal(outbox.json[0].state, "delivered");
+  });
+
+  it("ping shows the verified identity of whoever answered", async () => {
+    const r = await cli(A, dirA.dir, ["ping", "bob"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.address, addrB);
+    assert.equal(r.json.verified, true);
+    assert.equal(r.json.keyBinding, "derived");
+    assert.equal(r.json.publicKey, loadOrCreateIdentity(dirB.dir).publicKeyBase64);
+  });
+
+  it("human output names the result and errors give a next step with a non-zero exit", async () => {
+    const ok = await cli(A, dirA.dir, ["send", addrB, "plain text"], { json: false });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^delivered to .* receipt: stored at \d{4}-/);
+    const bad = await cli(A, dirA.dir, ["send", "nobody-known", "x"], { json: false });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /no peer "nobody-known"\nnext step: /);
+    assert.doesNotMatch(bad.stderr, /at .*\.ts:\d+/, "no stack trace");
+    const usage = await cli(A, dirA.dir, ["send"], { json: false });
+    assert.equal(usage.code, 2);
+  });
+
+  it("offline peer: queued, sender restarted in between, then delivered exactly once", async () => {
+    await nodeB!.stop();
+    const sent = await cli(A, dirA.dir, ["send", "bob", "while you were away"]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(sent.json.state, "queued");
+    assert.match(sent.json.reason, /UNREACHABLE|ECONNREFUSED/);
+    await nodeA!.stop();
+    nodeA = await startNode(A, dirA.dir, ["--yggdrasil", "off"]);
+    nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
+    const row = await waitFor(
+      "the queued message to be delivered",
+      async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === sent.json.id && m.state === "delivered"),
+      60_000,
+      500,
+    );
+    assert.ok(row.receipt);
+    const inbox = await cli(B, dirB.dir, ["inbox", "--limit", "100"]);
+    assert.equal(inbox.json.filter((m: { id: string }) => m.id === sent.json.id).length, 1);
+    assert.equal(inbox.json.filter((m: { content: string }) => m.content === "while you were away").length, 1);
+  });
+
+  it("run stops cleanly on SIGTERM", async () => {
+    assert.equal(await nodeA!.stop(), 0);
+    assert.equal(await nodeB!.stop(), 0);
+    const s = await cli(A, dirA.dir, ["status"]);
+    assert.equal(s.json.node.running, false);
+  });
+});
