@@ -31,17 +31,17 @@ export class CommitBatcher {
   }
 
   #flush(): void {
-    this.#scheduled = false;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, MAX_BATCH);
-      let results: Outcome[];
-      try {
-        results = this.#store.acceptInbound(batch.map((b) => b.item));
-      } catch (err) {
-        for (const b of batch) b.reject(err);
-        continue;
-      }
-      batch.forEach((b, i) => b.resolve(results[i]!));
+    const batch = this.#queue.splice(0, MAX_BATCH);
+    // More waiting: yield before the next transaction so other processes (CLI commands) can take the write lock.
+    if (this.#queue.length > 0) setImmediate(() => this.#flush());
+    else this.#scheduled = false;
+    let results: Outcome[];
+    try {
+      results = this.#store.acceptInbound(batch.map((b) => b.item));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
     }
+    batch.forEach((b, i) => b.resolve(results[i]!));
   }
 }

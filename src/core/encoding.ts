@@ -1,5 +1,5 @@
 /**
- * Strict text encodings for the wire (docs/protocol.md, "Encodings"). Pure; nothing here throws on peer input.
+ * Strict text encodings for the wire (docs/protocol.md section 4). Pure; nothing here throws on peer input.
  *
  * Why strict: a signature covers decoded bytes, so two different texts decoding to the same bytes would let a relay
  * alter a message without breaking its signature, and a string compare would stop meaning a byte compare. Every

@@ -24,7 +24,8 @@ import { diagnoseYggdrasil, YggdrasilSupervisor, type YggStatus } from "../yggdr
 export { defaultDataDir } from "./config.ts";
 
 export type SendResult =
-  | { state: "delivered"; id: string; peer: string; deliveredAt: number; receipt: Receipt | null }
+  | { state: "delivered"; id: string; peer: string; deliveredAt: number; receipt: Receipt }
+  | { state: "sent"; id: string; peer: string; sentAt: number }
   | { state: "queued"; id: string; peer: string; reason: string; nextAttemptAt: number }
   | { state: "failed"; id: string; peer: string; reason: string };
 
@@ -55,6 +56,8 @@ const HEARTBEAT_STALE_MS = 45_000;
 const PRUNE_INTERVAL_MS = 10 * 60_000;
 const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 const SELF_ADDRESS_META = "self_address";
+/** Yggdrasil mode "off": the host manages the mesh (or the tests put addresses on interfaces themselves). */
+const OFF_STATUS: YggStatus = Object.freeze({ mode: "off", effectiveMode: "off", state: "stopped", keyBinding: "n/a" });
 
 interface Heartbeat {
   pid: number;
@@ -156,7 +159,7 @@ export class Node {
 
   async #startYggdrasil(): Promise<void> {
     if (this.config.yggdrasil === "off") {
-      this.#yggStatus = { mode: "off", effectiveMode: "off", state: "off", keyBinding: "n/a" } as YggStatus;
+      this.#yggStatus = OFF_STATUS;
       return;
     }
     this.#ygg = new YggdrasilSupervisor({
@@ -286,10 +289,8 @@ export class Node {
     if (!claimed) return { state: "queued", id: msg.id, peer: row.address, reason: "taken by the running node's outbox", nextAttemptAt: now };
     const outbox = this.#outbox ?? new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
     const r = await outbox.attempt(claimed);
-    if (r.state === "delivered") {
-      const receipt = r.receipt ? (JSON.parse(r.receipt) as Receipt) : null;
-      return { state: "delivered", id: msg.id, peer: row.address, deliveredAt: r.deliveredAt, receipt };
-    }
+    if (r.state === "delivered") return { state: "delivered", id: msg.id, peer: row.address, deliveredAt: r.deliveredAt, receipt: JSON.parse(r.receipt) as Receipt };
+    if (r.state === "sent") return { state: "sent", id: msg.id, peer: row.address, sentAt: r.sentAt };
     if (r.state === "queued") {
       this.#outbox?.kick();
       return { state: "queued", id: msg.id, peer: row.address, reason: r.reason, nextAttemptAt: r.nextAttemptAt };
@@ -319,7 +320,7 @@ export class Node {
     if (this.#state === "running" && this.#ygg) ygg = await this.#ygg.status();
     else if (this.#yggStatus) ygg = this.#yggStatus;
     else if (proc.heartbeat) ygg = proc.heartbeat.yggdrasil;
-    else if (this.config.yggdrasil === "off") ygg = { mode: "off", effectiveMode: "off", state: "off", keyBinding: "n/a" } as YggStatus;
+    else if (this.config.yggdrasil === "off") ygg = OFF_STATUS;
     else ygg = await diagnoseYggdrasil({ mode: this.config.yggdrasil, dataDir: this.dataDir, adminSocket: this.config.yggdrasilAdminSocket });
     return {
       address: proc.heartbeat?.address ?? this.address,

@@ -28,7 +28,8 @@ export function backoffDelay(attempts: number, retryAfterMs?: number): number {
 }
 
 export type AttemptResult =
-  | { state: "delivered"; deliveredAt: number; receipt: string | null }
+  | { state: "delivered"; deliveredAt: number; receipt: string }
+  | { state: "sent"; sentAt: number }
   | { state: "queued"; reason: string; nextAttemptAt: number }
   | { state: "failed"; reason: string };
 
@@ -79,7 +80,8 @@ export class Outbox {
         // A peer whose address is not derived from its app key (system-mode Yggdrasil) is pinned on first receipt.
         if (d.receipt && !peer?.publicKey) store.bindKey(row.peer, d.receipt.key, "tofu", done);
         store.markDelivered(row.id, receipt, d.storedAt);
-        return { state: "delivered", deliveredAt: d.storedAt, receipt };
+        // Without a receipt (legacy v1 peers) the store records "sent": accepted, but storage is not proven.
+        return receipt ? { state: "delivered", deliveredAt: d.storedAt, receipt } : { state: "sent", sentAt: d.storedAt };
       }
       case "failed":
         store.markFailed(row.id, d.reason);

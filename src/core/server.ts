@@ -13,7 +13,7 @@ import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Store } from "./store.ts";
-import { buildPingProof, buildReceipt, decodeJsonBody, parseEnvelope, verifyEnvelope } from "./wire.ts";
+import { buildPingProof, buildReceipt, decodeJsonBody, parseEnvelope, parseNonce, verifyEnvelope } from "./wire.ts";
 import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
 
 export interface PeerServerOptions {
@@ -207,18 +207,15 @@ export class PeerServer {
   }
 
   pingV2(ctx: RouteContext): object | Refusal {
-    const nonce = new URLSearchParams(ctx.query).get("nonce");
-    if (nonce === null) return new Refusal("P2P_ERR_BAD_NONCE", "query parameter nonce is required");
-    const proof = buildPingProof(this.#o.self, nonce);
-    return proof ?? new Refusal("P2P_ERR_BAD_NONCE");
+    const nonce = parseNonce(new URLSearchParams(ctx.query).get("nonce") ?? "");
+    if (!nonce.ok) return new Refusal(nonce.code, nonce.message);
+    return buildPingProof(this.#o.self, nonce.value);
   }
 
   /** Step 8: a key that derives to the source is bound by construction; otherwise the first key seen is pinned. */
   #bindKey(src: Uint8Array, address: string, key: string, now: number): Refusal | undefined {
     const { store } = this.#o;
-    const known = store.getPeer(address);
-    if (known?.trust === "blocked") return new Refusal("P2P_ERR_PEER_BLOCKED");
-    if (known?.publicKey === key) return undefined;
+    // bindKey costs a read for a peer seen in the last few seconds, a small write otherwise (pin, last seen).
     const derived = keyMatchesAddress(Buffer.from(key, "base64"), src);
     try {
       const r = store.bindKey(address, key, derived ? "derived" : "tofu", now);

@@ -1,5 +1,5 @@
 /**
- * The legacy v1 message (docs/protocol.md, "Legacy v1"), byte-exact with the original declaw 0.1.2-0.2.3 nodes so
+ * The legacy v1 message (docs/protocol.md section 13), byte-exact with the original declaw 0.1.2-0.2.3 nodes so
  * that they can keep talking to us on `POST /peer/message`. Pure; peer input never throws.
  *
  * v1 has no recipient binding, no replay protection and no domain separation. The receiver makes it safe enough by

@@ -1,5 +1,5 @@
 /**
- * declaw wire protocol v2 (docs/protocol.md is the spec; section names below refer to it). Pure: encode, decode,
+ * declaw wire protocol v2 (docs/protocol.md is the spec; section numbers below refer to it). Pure: encode, decode,
  * sign, verify; no I/O, no clocks except where a default timestamp is asked for.
  *
  * Two kinds of failure, kept apart on purpose:
@@ -23,7 +23,7 @@ import {
 import { P2PError, fail, ok, type ErrorCode, type Result } from "./errors.ts";
 import { SIGNATURE_BYTES, signBytes, verifyBytes, type KeyPair } from "./keys.ts";
 
-// --- constants ("Constants") ---
+// --- constants (docs/protocol.md section 2) ---
 
 export const PROTOCOL_VERSION = 2;
 /** Versions a node of this implementation speaks: v1 on the legacy endpoints, v2 on `/v2/*`. */
@@ -46,7 +46,7 @@ export const MAX_VERSIONS = 16;
 /** Largest `ts`/`stored` (2^53 - 1 ms, i.e. year 287396): JSON numbers beyond it lose integer precision. */
 export const MAX_TIMESTAMP_MS = Number.MAX_SAFE_INTEGER;
 
-/** Domain prefixes ("Signatures"): ASCII, followed by one 0x00 byte in the signed bytes. */
+/** Domain prefixes (section 7): ASCII, followed by one 0x00 byte in the signed bytes. */
 export const ENVELOPE_DOMAIN = "declaw/v2/envelope";
 export const RECEIPT_DOMAIN = "declaw/v2/receipt";
 export const PONG_DOMAIN = "declaw/v2/pong";
@@ -95,9 +95,9 @@ const ENVELOPE_FIELDS = ["v", "id", "from", "to", "key", "ts", "kind", "content"
 const RECEIPT_FIELDS = ["v", "type", "id", "from", "to", "key", "stored", "sig"] as const;
 const PONG_FIELDS = ["v", "type", "address", "key", "versions", "ts", "nonce", "sig"] as const;
 
-// "Message ids": RFC 9562 UUIDv7, lowercase 8-4-4-4-12, version nibble 7, variant bits 10.
+// Section 6, "Message ids": RFC 9562 UUIDv7, lowercase 8-4-4-4-12, version nibble 7, variant bits 10.
 const UUID_V7_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-// "Kinds": a lowercase ASCII token, 1..32 bytes.
+// Section 6, "Kinds": a lowercase ASCII token, 1..32 bytes.
 const KIND_RE = /^[a-z][a-z0-9_.-]{0,31}$/;
 const UUID_V7_MAX_MS = 2 ** 48 - 1;
 
@@ -160,7 +160,7 @@ export function decodeJsonBody(body: Uint8Array): Result<unknown> {
   }
 }
 
-// --- field validators ("Envelope", "Validation"). Each returns a refusal or undefined. ---
+// --- field validators (sections 4 and 6). Each returns a refusal or undefined. ---
 
 /** A coded refusal from one field check (turned into a failed Result by the parsers). */
 export type Refusal = { code: ErrorCode; message: string };
@@ -315,7 +315,7 @@ function guarded<T>(what: string, parse: () => Result<T>): Result<T> {
 
 // --- envelope ---
 
-/** Structure, types, lengths and encodings only; the receiver's policy checks follow ("Receiving a message"). */
+/** Structure, types, lengths and encodings only; the receiver's policy checks follow (section 9). */
 export function parseEnvelope(input: unknown): Result<Envelope> {
   return guarded("envelope", () => {
     const shape = checkShape(input, ENVELOPE_FIELDS, undefined);
@@ -347,7 +347,7 @@ export function parseEnvelope(input: unknown): Result<Envelope> {
 }
 
 /**
- * The bytes an envelope signature covers ("Signed bytes: envelope"):
+ * The bytes an envelope signature covers (section 7, "Envelope"):
  * "declaw/v2/envelope" 0x00 | v u8 | id 16 | from 16 | to 16 | key 32 | ts u64be | kind u8 len + ASCII |
  * content u32be len + UTF-8. Throws RangeError on fields that `parseEnvelope` would refuse.
  */
@@ -364,9 +364,9 @@ export function envelopeSigningBytes(e: Omit<Envelope, "sig">): Uint8Array {
   return w.bytes();
 }
 
-/** Signature check only; never throws. The receiver's other checks are its own ("Receiving a message"). */
+/** Signature check only; never throws. The receiver's other checks are its own (section 9). */
 export function verifyEnvelope(e: Envelope): boolean {
-  return verifySigned(e.key, e.sig, () => envelopeSigningBytes(e));
+  return verifySigned(e, () => envelopeSigningBytes(e));
 }
 
 /**
@@ -436,7 +436,7 @@ export function parseReceipt(input: unknown): Result<Receipt> {
 }
 
 /**
- * "Signed bytes: receipt": "declaw/v2/receipt" 0x00 | v u8 | id 16 | from 16 | to 16 | key 32 | stored u64be.
+ * Section 7, "Receipt": "declaw/v2/receipt" 0x00 | v u8 | id 16 | from 16 | to 16 | key 32 | stored u64be.
  * (`type` is implied by the domain.)
  */
 export function receiptSigningBytes(r: Omit<Receipt, "sig">): Uint8Array {
@@ -451,9 +451,9 @@ export function receiptSigningBytes(r: Omit<Receipt, "sig">): Uint8Array {
   return w.bytes();
 }
 
-/** Signature only; the sender also checks id/from/to and the key binding ("Receipts"). Never throws. */
+/** Signature only; the sender also checks id/from/to and the key binding (section 10). Never throws. */
 export function verifyReceipt(r: Receipt): boolean {
-  return verifySigned(r.key, r.sig, () => receiptSigningBytes(r));
+  return verifySigned(r, () => receiptSigningBytes(r));
 }
 
 /**
@@ -504,7 +504,7 @@ export function parsePingProof(input: unknown): Result<PingProof> {
 }
 
 /**
- * "Signed bytes: ping proof": "declaw/v2/pong" 0x00 | v u8 | address 16 | key 32 | versions count u8 + u8 each |
+ * Section 7, "Ping proof": "declaw/v2/pong" 0x00 | v u8 | address 16 | key 32 | versions count u8 + u8 each |
  * ts u64be | nonce u8 len + raw bytes.
  */
 export function pingProofSigningBytes(p: Omit<PingProof, "sig">): Uint8Array {
@@ -524,8 +524,8 @@ export function pingProofSigningBytes(p: Omit<PingProof, "sig">): Uint8Array {
 
 /** Signature plus equality of the echoed nonce with the one the asker sent. Never throws. */
 export function verifyPingProof(p: PingProof, nonce: string): boolean {
-  if (typeof nonce !== "string" || p.nonce !== nonce) return false;
-  return verifySigned(p.key, p.sig, () => pingProofSigningBytes(p));
+  if (typeof nonce !== "string" || p?.nonce !== nonce) return false;
+  return verifySigned(p, () => pingProofSigningBytes(p));
 }
 
 export function buildPingProof(id: Signer, nonce: string, ts: number = Date.now()): PingProof {
@@ -542,7 +542,7 @@ export function buildPingProof(id: Signer, nonce: string, ts: number = Date.now(
   return { ...unsigned, sig: encodeBase64(signBytes(id, pingProofSigningBytes(unsigned))) };
 }
 
-// --- byte encoding helpers ("Signed bytes") ---
+// --- byte encoding helpers (section 7) ---
 
 // Stands in for the signature while a builder validates its other fields.
 const PLACEHOLDER_SIG = encodeBase64(new Uint8Array(SIGNATURE_BYTES));
@@ -551,10 +551,11 @@ function assertValid(r: Result<unknown>): void {
   if (!r.ok) throw new P2PError(r.code, r.message);
 }
 
-function verifySigned(key: string, sig: string, signed: () => Uint8Array): boolean {
+/** Decodes `key` and `sig` of a (possibly unvalidated) object and checks the signature; false on anything odd. */
+function verifySigned(o: { key: string; sig: string }, signed: () => Uint8Array): boolean {
   try {
-    const k = decodeBase64Exact(key, PUBLIC_KEY_BYTES);
-    const s = decodeBase64Exact(sig, SIGNATURE_BYTES);
+    const k = decodeBase64Exact(o.key, PUBLIC_KEY_BYTES);
+    const s = decodeBase64Exact(o.sig, SIGNATURE_BYTES);
     if (k === undefined || s === undefined) return false;
     return verifyBytes(k, signed(), s);
   } catch {

@@ -56,6 +56,8 @@ export function formatSend(r: SendResult): string {
   switch (r.state) {
     case "delivered":
       return `delivered to ${r.peer} — receipt: stored at ${iso(r.deliveredAt)} (id ${r.id})`;
+    case "sent":
+      return `sent to ${r.peer} (legacy v1 peer: accepted, but v1 gives no receipt) (id ${r.id})`;
     case "queued":
       return `queued for ${r.peer} (id ${r.id}): ${r.reason}\nnext attempt ${iso(r.nextAttemptAt)}; a running node keeps retrying for up to the maximum age`;
     case "failed":

@@ -4,7 +4,7 @@
  *
  *   node_modules/.bin/node test/vectors/generate.ts
  *
- * The signed bytes are assembled here field by field straight from the spec (docs/protocol.md, "Signed bytes") and
+ * The signed bytes are assembled here field by field straight from the spec (docs/protocol.md section 7) and
  * compared with what src/core/wire*.ts produce; the script refuses to write anything if they differ.
  */
 import { readFileSync, writeFileSync } from "node:fs";

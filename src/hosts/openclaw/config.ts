@@ -80,6 +80,17 @@ export function resolveSettings(raw: Record<string, unknown> | undefined): Plugi
 }
 
 /**
+ * The OpenClaw config with one DM session per peer (`agent:<id>:ipv6-p2p:direct:<peerId>`), whatever the global
+ * `session.dmScope` says: a remote agent must never land in the operator's main session. The bundled a2a channel pins
+ * its sessions the same way (dmScope passed to route resolution).
+ */
+export function withPeerSessions<T>(cfg: T): T {
+  const c = (cfg ?? {}) as Record<string, unknown>;
+  const session = (c.session ?? {}) as Record<string, unknown>;
+  return { ...c, session: { ...session, dmScope: "per-channel-peer" } } as T;
+}
+
+/**
  * The NodeConfig for these settings: `<data_dir>/config.json` (shared with the `declaw` CLI) first, the plugin
  * config on top. Imports the core lazily so that registering the plugin loads none of it.
  */

@@ -1,0 +1,58 @@
+/**
+ * `declaw setup` (and `openclaw p2p setup`): checks what the mesh needs — the yggdrasil binary, the right to create a
+ * TUN (root, or CAP_NET_ADMIN on the binary), /dev/net/tun — and, when run as root, performs the one-time step that
+ * lets an unprivileged user's node spawn its own daemon: `setcap cap_net_admin+ep` on the binary. Installing the
+ * package itself is left to the printed command (a package install is the admin's call, not ours).
+ */
+import { execFileSync } from "node:child_process";
+import { loadConfigFile } from "../../core/config.ts";
+import { findYggdrasilBinary, probeBinary } from "../../yggdrasil/binary.ts";
+import { detectPlatform, installFix } from "../../yggdrasil/diagnose.ts";
+import { canSpawnTun, checkPrivileges } from "../../yggdrasil/privileges.ts";
+import { diagnoseYggdrasil } from "../../yggdrasil/supervisor.ts";
+import type { CommandContext, CommandOutput } from "./commands.ts";
+
+interface Check {
+  check: string;
+  ok: boolean;
+  detail: string;
+  fix?: string[];
+}
+
+export async function runSetup(ctx: CommandContext): Promise<CommandOutput> {
+  const platform = detectPlatform();
+  const checks: Check[] = [];
+  const actions: string[] = [];
+  const { config } = loadConfigFile(ctx.dataDir);
+  const binary = findYggdrasilBinary();
+  if (!binary) {
+    checks.push({ check: "yggdrasil binary", ok: false, detail: "not found on PATH or in the usual places", fix: installFix(platform) });
+  } else {
+    const info = await probeBinary(binary).catch(() => undefined);
+    checks.push({ check: "yggdrasil binary", ok: true, detail: `${binary}${info ? ` (${info.version}, ${info.line} line)` : ""}` });
+    let priv = await checkPrivileges(binary);
+    if (!priv.root && !canSpawnTun(priv)) {
+      checks.push({ check: "TUN privilege", ok: false, detail: "this user cannot give a spawned daemon CAP_NET_ADMIN", fix: [`sudo setcap cap_net_admin+ep "$(command -v yggdrasil)"`, "or use a system daemon: sudo systemctl enable --now yggdrasil, then set yggdrasil to system"] });
+    } else if (priv.root && priv.platform === "linux" && priv.binaryCapNetAdmin !== true) {
+      // Root can spawn anyway; give the binary the capability so that unprivileged users (the gateway) can too.
+      try {
+        execFileSync("setcap", ["cap_net_admin+ep", binary], { stdio: "pipe" });
+        actions.push(`setcap cap_net_admin+ep ${binary}`);
+        priv = await checkPrivileges(binary);
+      } catch (err) {
+        checks.push({ check: "setcap", ok: false, detail: `setcap failed: ${(err as Error).message.split("\n")[0]}`, fix: ["sudo apt install libcap2-bin (for setcap), then run setup again"] });
+      }
+      checks.push({ check: "TUN privilege", ok: true, detail: `root${priv.binaryCapNetAdmin ? "; binary has cap_net_admin for other users" : ""}` });
+    } else {
+      checks.push({ check: "TUN privilege", ok: true, detail: priv.root ? "root" : "binary has cap_net_admin" });
+    }
+    checks.push({ check: "/dev/net/tun", ok: priv.tunPresent, detail: priv.tunPresent ? "present" : "missing", fix: priv.tunPresent ? undefined : ["sudo modprobe tun", "in a container: run it with --device /dev/net/tun --cap-add NET_ADMIN"] });
+  }
+  const ygg = await diagnoseYggdrasil({ mode: config.yggdrasil, dataDir: ctx.dataDir, adminSocket: config.yggdrasilAdminSocket });
+  checks.push({ check: `mode ${config.yggdrasil}`, ok: !ygg.problem, detail: ygg.problem ? ygg.problem.message : `would use ${ygg.effectiveMode}`, fix: ygg.problem?.fix });
+  const ok = checks.every((c) => c.ok);
+  const lines = checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.check}: ${c.detail}${c.fix && !c.ok ? c.fix.map((f) => `\n       fix: ${f}`).join("") : ""}`);
+  for (const a of actions) lines.push(`done ${a}`);
+  lines.push(ok ? "ready: `declaw run` will start its own Yggdrasil daemon" : "not ready: run the fix commands above, then `declaw setup` again");
+  return { json: { ok, checks, actions }, text: lines.join("\n"), exitCode: ok ? 0 : 1 };
+}

@@ -1,0 +1,123 @@
+/**
+ * One spawned daemon process: start it (under `setpriv --pdeathsig SIGKILL` when available, so the kernel kills it
+ * if we die without cleaning up), wait until its admin socket answers and its TUN is up, classify why it died, and
+ * stop it (SIGTERM, then SIGKILL). Never SIGHUP: both 0.4 and 0.5 exit on it instead of reloading.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { P2PError, type ErrorCode } from "../core/errors.ts";
+import { getSelf, getTun, AdminCallError, type AdminSelf } from "./admin.ts";
+import { findExecutable } from "./binary.ts";
+import type { RotatingLog } from "./logfile.ts";
+
+export const READY_TIMEOUT_MS = 20_000;
+export const STOP_GRACE_MS = 5000;
+const READY_POLL_MS = 150;
+
+export interface DaemonExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface DaemonHandle {
+  child: ChildProcess;
+  pid: number;
+  startedAt: number;
+  /** Settles once the process has exited (never rejects). */
+  exited: Promise<DaemonExit>;
+  exit: DaemonExit | undefined;
+}
+
+/** setpriv (util-linux) sets PR_SET_PDEATHSIG and then execs the daemon, so the daemon keeps the child's pid. */
+export function launchCommand(binary: string, confPath: string): { file: string; args: string[]; deathSignal: boolean } {
+  const setpriv = process.platform === "linux" ? findExecutable("setpriv") : undefined;
+  const daemonArgs = ["-useconffile", confPath];
+  if (setpriv) return { file: setpriv, args: ["--pdeathsig", "SIGKILL", "--", binary, ...daemonArgs], deathSignal: true };
+  return { file: binary, args: daemonArgs, deathSignal: false };
+}
+
+export function spawnDaemon(binary: string, confPath: string, log: RotatingLog): DaemonHandle {
+  const cmd = launchCommand(binary, confPath);
+  const child = spawn(cmd.file, cmd.args, { stdio: ["ignore", "pipe", "pipe"] });
+  const handle: DaemonHandle = {
+    child,
+    pid: child.pid ?? -1,
+    startedAt: Date.now(),
+    exit: undefined,
+    exited: new Promise((resolve) => {
+      let done = false;
+      const settle = (e: DaemonExit): void => {
+        if (done) return;
+        done = true;
+        handle.exit = e;
+        resolve(e);
+      };
+      // 'close' (not 'exit'): the pipes are drained, so the log tail holds the daemon's last words (the panic).
+      child.once("close", (code, signal) => settle({ code, signal }));
+      child.once("error", (err) => {
+        log.note(`cannot start ${cmd.file}: ${err.message}`);
+        settle({ code: null, signal: null });
+      });
+    }),
+  };
+  child.stdout!.on("data", (d: Buffer) => log.write(d));
+  child.stderr!.on("data", (d: Buffer) => log.write(d));
+  log.note(`started pid ${String(child.pid)}: ${cmd.file} ${cmd.args.join(" ")}${cmd.deathSignal ? "" : " (no setpriv: relying on the pid file for orphans)"}`);
+  return handle;
+}
+
+/** Pure: what an exit during start means. "panic:" + status 2 on a TUN/permission error = no privilege. */
+export function classifyExit(e: DaemonExit, tail: string): { code: ErrorCode; message: string } {
+  const panic = /^panic: (.*)$/m.exec(tail);
+  const how = e.signal ? `was killed by ${e.signal}` : `exited with status ${String(e.code)}`;
+  if (panic && e.code === 2 && /permission denied|operation not permitted|\/dev\/net\/tun|\btun\b/i.test(`${panic[1]} ${tail}`)) {
+    return { code: "P2P_ERR_YGG_NO_PRIVILEGE", message: `panic: ${panic[1]!.trim()}` };
+  }
+  const last = tail.trim().split("\n").filter((l) => !l.includes("[declaw]")).slice(-3).join(" | ");
+  return { code: "P2P_ERR_YGG_START_FAILED", message: `yggdrasil ${how}${panic ? `: panic: ${panic[1]}` : last ? `; last output: ${last}` : ""}` };
+}
+
+/**
+ * Polls getSelf until the daemon answers, then getTUN until the interface is up (getSelf answers before the TUN has
+ * its address). Rejects with a classified P2PError if the process exits first or the deadline passes.
+ */
+export async function waitReady(d: DaemonHandle, socketPath: string, log: RotatingLog, timeoutMs = READY_TIMEOUT_MS): Promise<AdminSelf> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr = "no answer yet";
+  while (Date.now() < deadline) {
+    if (d.exit) {
+      const c = classifyExit(d.exit, log.tail());
+      throw new P2PError(c.code, c.message);
+    }
+    try {
+      const self = await getSelf(socketPath, 1000);
+      try {
+        const tun = await getTun(socketPath, 1000);
+        if (tun.enabled) return self;
+        lastErr = "TUN not up yet";
+      } catch (err) {
+        if (err instanceof AdminCallError) return self; // no getTUN in this build: getSelf is all we can wait for
+        throw err;
+      }
+    } catch (err) {
+      lastErr = (err as Error).message;
+    }
+    await Promise.race([new Promise((r) => setTimeout(r, READY_POLL_MS)), d.exited]);
+  }
+  throw new P2PError("P2P_ERR_YGG_START_FAILED", `yggdrasil did not become ready within ${timeoutMs} ms (${lastErr})`);
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. Safe to call twice. */
+export async function stopDaemon(d: DaemonHandle, graceMs = STOP_GRACE_MS): Promise<void> {
+  if (d.exit) return;
+  try { d.child.kill("SIGTERM"); } catch { /* already gone */ }
+  let timer: NodeJS.Timeout | undefined;
+  const killed = await Promise.race([
+    d.exited.then(() => false),
+    new Promise<boolean>((r) => { timer = setTimeout(() => r(true), graceMs); }),
+  ]);
+  clearTimeout(timer);
+  if (killed) {
+    try { d.child.kill("SIGKILL"); } catch { /* already gone */ }
+    await d.exited;
+  }
+}

@@ -1,0 +1,138 @@
+/** Store: accepting inbound messages (dedupe, original storedAt), the inbox, host dispatch, replay memory, meta. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Store } from "../../src/core/store.ts";
+import { PEER_A, PEER_B, inbound, openTemp } from "../helpers/store-fixture.ts";
+
+test("acceptInbound stores a new message as 'received' with storedAt as createdAt", (t) => {
+  const { store } = openTemp(t);
+  assert.deepEqual(store.acceptInbound([inbound("m1", { storedAt: 5000, protocol: 1 })]), [
+    { duplicate: false, storedAt: 5000 },
+  ]);
+  const m = store.getMessage("in", "m1", PEER_A);
+  assert.deepEqual(m, {
+    seq: m?.seq, id: "m1", peer: PEER_A, direction: "in", kind: "chat", content: "content of m1", ts: 1000,
+    createdAt: 5000, state: "received", attempts: 0, nextAttemptAt: null, expiresAt: null, lastError: null,
+    receipt: null, deliveredAt: null, protocol: 1, handledAt: null,
+  });
+  assert.deepEqual(store.getMessage("in", "m1"), m);
+  assert.equal(store.getMessage("out", "m1"), undefined);
+});
+
+test("a message seen before is a duplicate carrying the ORIGINAL storedAt, and is not stored twice", (t) => {
+  const { dir, store } = openTemp(t);
+  store.acceptInbound([inbound("m1", { storedAt: 5000 })]);
+  assert.deepEqual(store.acceptInbound([inbound("m1", { storedAt: 9000, content: "other" })]), [
+    { duplicate: true, storedAt: 5000 },
+  ]);
+  // also across a reopen (it is on disk, not in memory)
+  store.close();
+  const again = Store.open(dir);
+  t.after(() => again.close());
+  assert.deepEqual(again.acceptInbound([inbound("m1", { storedAt: 9999 })]), [{ duplicate: true, storedAt: 5000 }]);
+  assert.equal(again.listInbox().length, 1);
+  assert.equal(again.listInbox()[0]?.content, "content of m1");
+});
+
+test("the same id from two different peers is two messages", (t) => {
+  const { store } = openTemp(t);
+  const r = store.acceptInbound([inbound("m1"), inbound("m1", { peer: PEER_B })]);
+  assert.deepEqual(r.map((x) => x.duplicate), [false, false]);
+  assert.equal(store.counts().inbox, 2);
+});
+
+test("a batch with an internal duplicate stores it once; the second copy reports the first one's storedAt", (t) => {
+  const { store } = openTemp(t);
+  const r = store.acceptInbound([
+    inbound("a", { storedAt: 10 }),
+    inbound("b", { storedAt: 11 }),
+    inbound("a", { storedAt: 12 }),
+  ]);
+  assert.deepEqual(r, [
+    { duplicate: false, storedAt: 10 },
+    { duplicate: false, storedAt: 11 },
+    { duplicate: true, storedAt: 10 },
+  ]);
+  assert.deepEqual(store.listInbox().map((m) => m.id), ["b", "a"]);
+});
+
+test("the replay memory still catches a duplicate whose message row is gone, until pruneReplay forgets it", (t) => {
+  const { dir, store } = openTemp(t);
+  store.acceptInbound([inbound("m1", { ts: 1000, storedAt: 2000 })]);
+  // No API deletes messages yet; simulate a future retention policy from outside.
+  store.close();
+  const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
+  const raw = new DatabaseSync(`${dir}/peers.db`);
+  raw.exec("DELETE FROM messages");
+  raw.close();
+  const s = Store.open(dir);
+  t.after(() => s.close());
+  assert.deepEqual(s.acceptInbound([inbound("m1", { storedAt: 3000 })]), [{ duplicate: true, storedAt: 2000 }]);
+  assert.equal(s.pruneReplay(2000 + 300_000, 300_000), 0, "still inside the window");
+  assert.equal(s.pruneReplay(2001 + 300_000, 300_000), 1);
+  assert.deepEqual(s.acceptInbound([inbound("m1", { storedAt: 4000 })]), [{ duplicate: false, storedAt: 4000 }]);
+});
+
+test("an empty batch is a no-op", (t) => {
+  const { store } = openTemp(t);
+  assert.deepEqual(store.acceptInbound([]), []);
+});
+
+test("listInbox pages newest first with beforeSeq and filters by peer", (t) => {
+  const { store } = openTemp(t);
+  const batch = Array.from({ length: 10 }, (_, i) => inbound(`m${i}`, { peer: i % 2 ? PEER_B : PEER_A }));
+  store.acceptInbound(batch);
+  const first = store.listInbox({ limit: 4 });
+  assert.deepEqual(first.map((m) => m.id), ["m9", "m8", "m7", "m6"]);
+  const second = store.listInbox({ limit: 4, beforeSeq: first.at(-1)?.seq });
+  assert.deepEqual(second.map((m) => m.id), ["m5", "m4", "m3", "m2"]);
+  const third = store.listInbox({ limit: 4, beforeSeq: second.at(-1)?.seq });
+  assert.deepEqual(third.map((m) => m.id), ["m1", "m0"]);
+  assert.deepEqual(store.listInbox({ peer: PEER_B, limit: 2 }).map((m) => m.id), ["m9", "m7"]);
+  assert.equal(store.listInbox().length, 10, "default limit covers this");
+  assert.throws(() => store.listInbox({ limit: 1.5 }), { code: "P2P_ERR_BAD_ARGUMENT" });
+});
+
+test("listUnhandled gives unhandled inbound messages oldest first; markHandled keeps the first handledAt", (t) => {
+  const { store } = openTemp(t);
+  store.acceptInbound([inbound("a"), inbound("b"), inbound("c")]);
+  const u = store.listUnhandled(10);
+  assert.deepEqual(u.map((m) => m.id), ["a", "b", "c"]);
+  store.markHandled([u[0]!.seq, u[1]!.seq], 700);
+  assert.deepEqual(store.listUnhandled(10).map((m) => m.id), ["c"]);
+  store.markHandled([u[0]!.seq], 900);
+  assert.equal(store.getMessage("in", "a")?.handledAt, 700);
+  assert.deepEqual(store.listUnhandled(1).map((m) => m.id), ["c"]);
+  store.markHandled([], 1);
+});
+
+test("meta holds string settings", (t) => {
+  const { store } = openTemp(t);
+  assert.equal(store.getMeta("x"), undefined);
+  store.setMeta("x", "1");
+  store.setMeta("x", "2");
+  assert.equal(store.getMeta("x"), "2");
+});
+
+test("acceptInbound with batches of 64 stores well over a thousand messages a second (synchronous=FULL)", (t) => {
+  const { store } = openTemp(t);
+  const BATCHES = 100;
+  const started = performance.now();
+  for (let b = 0; b < BATCHES; b++) {
+    const now = Date.now();
+    store.acceptInbound(
+      Array.from({ length: 64 }, (_, i) =>
+        inbound(`0190f5e2-7a3b-7c4d-8e5f-${String(b * 64 + i).padStart(12, "0")}`, {
+          peer: `200:${(i % 16).toString(16)}::1`,
+          content: "a chat message of typical length ".repeat(6),
+          ts: now,
+          storedAt: now,
+        }),
+      ),
+    );
+  }
+  const perSecond = Math.round((BATCHES * 64) / ((performance.now() - started) / 1000));
+  t.diagnostic(`acceptInbound: ${perSecond} messages/s in batches of 64`);
+  assert.ok(perSecond > 1000, `${perSecond} messages/s`);
+  assert.equal(store.counts().inbox, BATCHES * 64);
+});

@@ -1,0 +1,135 @@
+/** Store: the outbound queue: enqueue, leases, retry/failure/delivery transitions. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Store } from "../../src/core/store.ts";
+import { PEER_B, outbound, openTemp } from "../helpers/store-fixture.ts";
+
+const RECEIPT = '{"v":2,"type":"receipt"}';
+
+test("enqueueOutbound queues a message due at once", (t) => {
+  const { store } = openTemp(t);
+  const m = store.enqueueOutbound(outbound("o1", { expiresAt: 9000 }), 100);
+  assert.equal(m.direction, "out");
+  assert.equal(m.state, "queued");
+  assert.equal(m.attempts, 0);
+  assert.equal(m.nextAttemptAt, 100);
+  assert.equal(m.createdAt, 100);
+  assert.equal(m.expiresAt, 9000);
+  assert.deepEqual(store.getMessage("out", "o1"), m);
+  assert.equal(store.counts().queued, 1);
+});
+
+test("enqueueing the same id again returns the existing row; other content under that id is refused", (t) => {
+  const { store } = openTemp(t);
+  const m = store.enqueueOutbound(outbound("o1"), 100);
+  assert.deepEqual(store.enqueueOutbound(outbound("o1"), 200), m);
+  assert.throws(() => store.enqueueOutbound(outbound("o1", { content: "else" }), 200), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.equal(store.listOutbox().length, 1);
+});
+
+test("claimDue leases due rows oldest first; a second claimer gets none of them until the lease runs out", (t) => {
+  const { dir, store } = openTemp(t);
+  for (let i = 0; i < 5; i++) store.enqueueOutbound(outbound(`o${i}`), 100 + i);
+  store.enqueueOutbound(outbound("later"), 10_000);
+  const other = Store.open(dir); // a second connection, as the CLI would have
+  t.after(() => other.close());
+
+  const a = store.claimDue(1000, 3, 500);
+  assert.deepEqual(a.map((m) => m.id), ["o0", "o1", "o2"]);
+  const b = other.claimDue(1000, 10, 500);
+  assert.deepEqual(b.map((m) => m.id), ["o3", "o4"], "leased rows and rows not yet due are skipped");
+  assert.deepEqual(other.claimDue(1499, 10, 500), []);
+  assert.deepEqual(other.claimDue(1500, 10, 500).map((m) => m.id), ["o0", "o1", "o2", "o3", "o4"], "leases expired");
+  assert.deepEqual(store.claimDue(10_000, 0, 500), []);
+});
+
+test("claimMessage leases one queued row by id, due or not, unless someone else holds it", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("o1"), 100);
+  store.enqueueOutbound(outbound("o2"), 100);
+  store.markRetry("o2", 50_000, "backoff");
+  assert.equal(store.claimMessage("o1", 100, 500)?.id, "o1");
+  assert.equal(store.claimMessage("o1", 200, 500), undefined, "leased");
+  assert.deepEqual(store.claimDue(200, 10, 500), [], "claimDue skips it too");
+  assert.equal(store.claimMessage("o1", 600, 500)?.id, "o1", "lease ran out");
+  assert.equal(store.claimMessage("o2", 200, 500)?.id, "o2", "not due yet, but asked for by id");
+  store.markDelivered("o1", RECEIPT, 700);
+  assert.equal(store.claimMessage("o1", 10_000, 500), undefined, "no longer queued");
+  assert.equal(store.claimMessage("nope", 0, 1), undefined);
+});
+
+test("markRetry counts the attempt, records the error, releases the lease and reschedules", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("o1"), 100);
+  store.claimDue(100, 10, 60_000);
+  store.markRetry("o1", 5000, "ECONNREFUSED");
+  const m = store.getMessage("out", "o1");
+  assert.equal(m?.attempts, 1);
+  assert.equal(m?.lastError, "ECONNREFUSED");
+  assert.equal(m?.nextAttemptAt, 5000);
+  assert.equal(m?.state, "queued");
+  assert.deepEqual(store.claimDue(4999, 10, 60_000), [], "not due yet");
+  assert.deepEqual(store.claimDue(5000, 10, 60_000).map((x) => x.id), ["o1"], "lease was released");
+});
+
+test("markFailed ends a queued row; failed rows are never claimed", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("o1"), 100);
+  store.claimDue(100, 10, 60_000);
+  store.markFailed("o1", "expired");
+  const m = store.getMessage("out", "o1");
+  assert.equal(m?.state, "failed");
+  assert.equal(m?.lastError, "expired");
+  assert.deepEqual(store.claimDue(1e12, 10, 1), []);
+  assert.equal(store.counts().failed, 1);
+  assert.deepEqual(store.listOutbox({ state: "failed" }).map((x) => x.id), ["o1"]);
+});
+
+test("markDelivered records the receipt; repeating it is a no-op; a delivered row never goes back", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("o1"), 100);
+  store.claimDue(100, 10, 60_000);
+  store.markDelivered("o1", RECEIPT, 300);
+  const m = store.getMessage("out", "o1");
+  assert.equal(m?.state, "delivered");
+  assert.equal(m?.receipt, RECEIPT);
+  assert.equal(m?.deliveredAt, 300);
+  store.markDelivered("o1", '{"other":1}', 999);
+  store.markRetry("o1", 1, "late error");
+  store.markFailed("o1", "late failure");
+  assert.deepEqual(store.getMessage("out", "o1"), m);
+  assert.deepEqual(store.claimDue(1e12, 10, 1), []);
+  store.markDelivered("no-such-id", RECEIPT, 1); // ignored
+});
+
+test("markDelivered without a receipt (a v1 peer) records state 'sent'", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("o1", { protocol: 1 }), 100);
+  store.markDelivered("o1", null, 300);
+  const m = store.getMessage("out", "o1");
+  assert.equal(m?.state, "sent");
+  assert.equal(m?.receipt, null);
+  assert.equal(m?.deliveredAt, 300);
+});
+
+test("a receipt arriving for a row already marked failed still records the delivery (proof wins)", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("o1"), 100);
+  store.markFailed("o1", "expired");
+  store.markDelivered("o1", RECEIPT, 300);
+  assert.equal(store.getMessage("out", "o1")?.state, "delivered");
+});
+
+test("listOutbox pages newest first and filters by state", (t) => {
+  const { store } = openTemp(t);
+  for (let i = 0; i < 5; i++) store.enqueueOutbound(outbound(`o${i}`, i < 2 ? { peer: PEER_B } : {}), i);
+  store.markFailed("o1", "x");
+  const page = store.listOutbox({ limit: 2 });
+  assert.deepEqual(page.map((m) => m.id), ["o4", "o3"]);
+  assert.deepEqual(store.listOutbox({ beforeSeq: page[1]?.seq }).map((m) => m.id), ["o2", "o1", "o0"]);
+  assert.deepEqual(store.listOutbox({ state: "queued" }).map((m) => m.id), ["o4", "o3", "o2", "o0"]);
+  assert.equal(store.counts().inbox, 0, "outbound rows are not in the inbox");
+  assert.throws(() => store.enqueueOutbound(outbound("o9", { peer: undefined as unknown as string }), 1), {
+    code: "P2P_ERR_BAD_ARGUMENT",
+  });
+});

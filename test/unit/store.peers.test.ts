@@ -1,0 +1,183 @@
+/** Store: the peers table, aliases, trust and the atomic key binding of inbound senders (bindKey). */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { LAST_SEEN_RESOLUTION_MS } from "../../src/core/store.ts";
+import { KEY_A, KEY_B, PEER_A, PEER_B, inbound, openTemp } from "../helpers/store-fixture.ts";
+
+test("upsertPeer creates a row with the documented defaults", (t) => {
+  const { store } = openTemp(t);
+  const p = store.upsertPeer({ address: PEER_A }, 5);
+  assert.deepEqual(p, {
+    address: PEER_A, alias: null, publicKey: null, keyBinding: null, trust: "pending", port: 8099, protocol: 2,
+    firstSeen: 5, lastSeen: null, lastKeyMismatchAt: null, lastMismatchKey: null,
+  });
+  assert.deepEqual(store.getPeer(PEER_A), p);
+  assert.equal(store.countPeers(), 1);
+});
+
+test("upsertPeer updates only the fields it is given; alias null clears the alias", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, alias: "alice", trust: "trusted", port: 9000, protocol: 1 }, 5);
+  const p = store.upsertPeer({ address: PEER_A, port: 9001 }, 99);
+  assert.equal(p.alias, "alice");
+  assert.equal(p.trust, "trusted");
+  assert.equal(p.port, 9001);
+  assert.equal(p.protocol, 1);
+  assert.equal(p.firstSeen, 5, "firstSeen is set once");
+  assert.equal(store.upsertPeer({ address: PEER_A, alias: null }).alias, null);
+});
+
+test("an alias belongs to one peer: P2P_ERR_ALIAS_TAKEN, case-insensitively, and the row is unchanged", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, alias: "alice" });
+  store.upsertPeer({ address: PEER_B });
+  assert.throws(() => store.upsertPeer({ address: PEER_B, alias: "alice" }), { code: "P2P_ERR_ALIAS_TAKEN" });
+  assert.throws(() => store.upsertPeer({ address: PEER_B, alias: "ALICE" }), { code: "P2P_ERR_ALIAS_TAKEN" });
+  assert.equal(store.getPeer(PEER_B)?.alias, null);
+  // re-saving the own alias is fine, and two peers without alias are fine
+  assert.equal(store.upsertPeer({ address: PEER_A, alias: "alice" }).alias, "alice");
+  store.upsertPeer({ address: "200::3" });
+  assert.equal(store.countPeers(), 3);
+});
+
+test("an alias is non-empty and never contains ':' (it could be mistaken for an address)", (t) => {
+  const { store } = openTemp(t);
+  assert.throws(() => store.upsertPeer({ address: PEER_A, alias: "" }), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.throws(() => store.upsertPeer({ address: PEER_A, alias: "a:b" }), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.equal(store.getPeer(PEER_A), undefined);
+});
+
+test("resolvePeer finds a peer by alias (any case) or by any text form of its address", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_B, alias: "Bob" });
+  assert.equal(store.resolvePeer("bob")?.address, PEER_B);
+  assert.equal(store.resolvePeer("Bob")?.address, PEER_B);
+  assert.equal(store.resolvePeer(PEER_B)?.alias, "Bob");
+  assert.equal(store.resolvePeer("201:ABCD:0:0:0:0:0:1")?.address, PEER_B);
+  assert.equal(store.resolvePeer("carol"), undefined);
+  assert.equal(store.resolvePeer("200::dead"), undefined);
+});
+
+test("setTrust changes trust and creates a missing row", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, alias: "alice", publicKey: KEY_A, keyBinding: "derived" });
+  const p = store.setTrust(PEER_A, "trusted");
+  assert.equal(p.trust, "trusted");
+  assert.equal(p.alias, "alice");
+  assert.equal(p.publicKey, KEY_A);
+  const q = store.setTrust(PEER_B, "blocked", 77);
+  assert.equal(q.trust, "blocked");
+  assert.equal(q.firstSeen, 77);
+  assert.equal(q.publicKey, null);
+});
+
+test("listPeers filters by trust and pages with limit/offset; counts() sees pending peers", (t) => {
+  const { store } = openTemp(t);
+  for (let i = 1; i <= 5; i++) store.upsertPeer({ address: `200::${i}`, trust: i % 2 ? "pending" : "trusted" }, i);
+  assert.deepEqual(store.listPeers().map((p) => p.address), ["200::1", "200::2", "200::3", "200::4", "200::5"]);
+  assert.deepEqual(store.listPeers({ trust: "trusted" }).map((p) => p.address), ["200::2", "200::4"]);
+  assert.deepEqual(store.listPeers({ limit: 2, offset: 2 }).map((p) => p.address), ["200::3", "200::4"]);
+  assert.throws(() => store.listPeers({ limit: -2 }), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.deepEqual(store.counts(), { peers: 5, pending: 3, inbox: 0, queued: 0, failed: 0 });
+});
+
+test("removePeer deletes the row but keeps its messages", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A });
+  store.acceptInbound([inbound("m1")]);
+  assert.equal(store.removePeer(PEER_A), true);
+  assert.equal(store.removePeer(PEER_A), false);
+  assert.equal(store.getPeer(PEER_A), undefined);
+  assert.equal(store.listInbox({ peer: PEER_A }).length, 1);
+});
+
+test("upsertPeer never silently replaces a pinned key: P2P_ERR_KEY_MISMATCH unless keyBinding 'user' is explicit", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, publicKey: KEY_A, keyBinding: "tofu" });
+  assert.throws(() => store.upsertPeer({ address: PEER_A, publicKey: KEY_B }), { code: "P2P_ERR_KEY_MISMATCH" });
+  assert.throws(() => store.upsertPeer({ address: PEER_A, publicKey: KEY_B, keyBinding: "derived" }), {
+    code: "P2P_ERR_KEY_MISMATCH",
+  });
+  assert.equal(store.getPeer(PEER_A)?.publicKey, KEY_A);
+  const p = store.upsertPeer({ address: PEER_A, publicKey: KEY_B, keyBinding: "user" });
+  assert.equal(p.publicKey, KEY_B);
+  assert.equal(p.keyBinding, "user");
+});
+
+test("upsertPeer: first pin defaults to binding 'user'; the same key may upgrade its binding; binding alone is refused", (t) => {
+  const { store } = openTemp(t);
+  assert.equal(store.upsertPeer({ address: PEER_A, publicKey: KEY_A }).keyBinding, "user");
+  store.upsertPeer({ address: PEER_B, publicKey: KEY_B, keyBinding: "tofu" });
+  assert.equal(store.upsertPeer({ address: PEER_B, publicKey: KEY_B }).keyBinding, "tofu");
+  assert.equal(store.upsertPeer({ address: PEER_B, publicKey: KEY_B, keyBinding: "derived" }).keyBinding, "derived");
+  assert.throws(() => store.upsertPeer({ address: PEER_B, keyBinding: "user" }), { code: "P2P_ERR_BAD_ARGUMENT" });
+});
+
+test("a value outside the contract's unions is refused with P2P_ERR_BAD_ARGUMENT, not a raw SQLite error", (t) => {
+  const { store } = openTemp(t);
+  assert.throws(() => store.upsertPeer({ address: PEER_A, port: 70000 }), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.throws(() => store.setTrust(PEER_A, "friend" as "trusted"), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.equal(store.getPeer(PEER_A), undefined);
+});
+
+test("bindKey: an unknown sender gets a pending row with its key pinned (TOFU)", (t) => {
+  const { store } = openTemp(t);
+  const r = store.bindKey(PEER_A, KEY_A, "tofu", 1000);
+  assert.equal(r.ok, true);
+  assert.equal(r.peer.trust, "pending");
+  assert.equal(r.peer.publicKey, KEY_A);
+  assert.equal(r.peer.keyBinding, "tofu");
+  assert.equal(r.peer.firstSeen, 1000);
+  assert.equal(r.peer.lastSeen, 1000);
+});
+
+test("bindKey: a known peer without a key gets it pinned; the same key again is ok and moves lastSeen", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, alias: "alice", trust: "trusted" }, 1);
+  const r = store.bindKey(PEER_A, KEY_A, "derived", 1000);
+  assert.equal(r.ok, true);
+  assert.equal(r.peer.keyBinding, "derived");
+  assert.equal(r.peer.trust, "trusted");
+  const later = 1000 + LAST_SEEN_RESOLUTION_MS;
+  const again = store.bindKey(PEER_A, KEY_A, "tofu", later);
+  assert.equal(again.ok, true);
+  assert.equal(again.peer.lastSeen, later);
+  assert.equal(again.peer.keyBinding, "derived", "a pinned binding is not downgraded");
+});
+
+test("bindKey: lastSeen is rewritten at most once per LAST_SEEN_RESOLUTION_MS (no commit per message)", (t) => {
+  const { store } = openTemp(t);
+  store.bindKey(PEER_A, KEY_A, "derived", 1000);
+  assert.equal(store.bindKey(PEER_A, KEY_A, "derived", 1000 + LAST_SEEN_RESOLUTION_MS - 1).peer.lastSeen, 1000);
+  assert.equal(store.getPeer(PEER_A)?.lastSeen, 1000);
+  // a clock that went backwards is corrected, not frozen
+  assert.equal(store.bindKey(PEER_A, KEY_A, "derived", 500).peer.lastSeen, 500);
+});
+
+test("bindKey: a different key is a mismatch, recorded on the row, and the pin stays", (t) => {
+  const { store } = openTemp(t);
+  store.bindKey(PEER_A, KEY_A, "tofu", 1000);
+  const r = store.bindKey(PEER_A, KEY_B, "tofu", 2000);
+  assert.equal(r.ok, false);
+  assert.equal(r.ok === false && r.reason, "mismatch");
+  assert.equal(r.peer.publicKey, KEY_A);
+  assert.equal(r.peer.lastKeyMismatchAt, 2000);
+  assert.equal(r.peer.lastMismatchKey, KEY_B);
+  assert.equal(r.peer.lastSeen, 1000, "a mismatching sender does not count as the peer being seen");
+  assert.deepEqual(store.getPeer(PEER_A), r.peer);
+  const later = store.bindKey(PEER_A, KEY_B, "tofu", 2000 + LAST_SEEN_RESOLUTION_MS);
+  assert.equal(later.peer.lastKeyMismatchAt, 2000 + LAST_SEEN_RESOLUTION_MS);
+});
+
+test("bindKey: a blocked peer is refused as blocked, whatever the key; its key is not pinned by it", (t) => {
+  const { store } = openTemp(t);
+  store.setTrust(PEER_A, "blocked", 1);
+  const r = store.bindKey(PEER_A, KEY_A, "tofu", 1000);
+  assert.deepEqual([r.ok, r.ok === false && r.reason], [false, "blocked"]);
+  assert.equal(r.peer.publicKey, null);
+  assert.equal(r.peer.lastSeen, 1000);
+  store.upsertPeer({ address: PEER_B, publicKey: KEY_B, keyBinding: "user", trust: "blocked" });
+  const m = store.bindKey(PEER_B, KEY_A, "tofu", 1000);
+  assert.deepEqual([m.ok, m.ok === false && m.reason], [false, "blocked"]);
+  assert.equal(m.peer.lastMismatchKey, null);
+});
