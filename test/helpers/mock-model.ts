@@ -50,12 +50,26 @@ export function textOf(content: unknown): string {
   return "";
 }
 
+/** OpenClaw adds context blocks as user-role text; the user's own words are what is left without them. */
+export function stripInternalContext(text: string): string {
+  return text.replace(/<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>[\s\S]*?<<<END_OPENCLAW_INTERNAL_CONTEXT>>>/g, "").trim();
+}
+
+/** The latest user-role text that is more than injected context. */
+export function lastUserText(msgs: ChatMessage[]): string {
+  for (const m of [...msgs].reverse()) {
+    if (m.role !== "user") continue;
+    const t = stripInternalContext(textOf(m.content));
+    if (t !== "") return t;
+  }
+  return "";
+}
+
 export function summarize(req: ChatRequest): RequestSummary {
   const msgs = req.messages ?? [];
-  const lastUser = [...msgs].reverse().find((m) => m.role === "user");
   return {
     model: req.model,
-    lastUser: textOf(lastUser?.content),
+    lastUser: lastUserText(msgs),
     lastRole: msgs.at(-1)?.role,
     tools: (req.tools ?? []).map((t) => t.function?.name ?? "").filter(Boolean),
     messages: msgs.length,
@@ -66,7 +80,7 @@ export const defaultScript: Script = (req) => {
   const msgs = req.messages ?? [];
   const last = msgs.at(-1);
   if (last?.role === "tool") return { text: `tool said: ${textOf(last.content).slice(0, 300)}` };
-  const user = textOf([...msgs].reverse().find((m) => m.role === "user")?.content);
+  const user = lastUserText(msgs);
   const m = /CALL_TOOL\s+([a-z0-9_]+)\s*(\{[^\n]*\})?/i.exec(user);
   if (m) {
     let args: Record<string, unknown> = {};

@@ -158,6 +158,7 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
       } catch (err) {
         lastError = (err as Error).message;
         log?.error(`${CHANNEL_ID}: inbound loop: ${lastError}`);
+        log?.debug?.(`${CHANNEL_ID}: ${(err as Error).stack ?? String(err)}`);
         patch({ lastError, lifecycle: "recovering" });
         // A broken data dir or config: close and reopen on the next round.
         node?.close();

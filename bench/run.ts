@@ -1,0 +1,392 @@
+/**
+ * `npm run bench` (root; Linux network namespaces). Measures, on paths it builds itself and tears down afterwards:
+ *   1. durable accepted messages/s and p50/p99 latency of the node at 1 and 32 requests in flight from 8 senders
+ *      (each its own 200::/7 address), against two ceiling servers on the same path (parse only; parse + verify);
+ *   2. the same over one real Yggdrasil hop between two namespaces;
+ *   3. a trusted peer's p99 while the node is flooded with invalid signatures and non-Yggdrasil sources;
+ *   4. RSS of a node holding 10k peers and 1M messages, and page query times on it;
+ *   5. whole-process latency of `declaw status`, `peers`, `inbox`.
+ * Prints one table and writes it as JSON (default bench/results/latest.json). `--quick` shortens every phase.
+ * Speed is measured and reported against the targets here, never asserted in tests.
+ */
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { deriveAddress, formatIPv6 } from "../src/core/address.ts";
+import { loadOrCreateIdentity, yggdrasilPrivateKeyHex } from "../src/core/identity.ts";
+import { keyPairFromSeed } from "../src/core/keys.ts";
+import { Store } from "../src/core/store.ts";
+import { buildDaemonConfig, renderDaemonConfig } from "../src/yggdrasil/config.ts";
+import { netnsAvailable, Testnet, type Namespace } from "../test/helpers/netns.ts";
+import { fillStore, timeQueries } from "./scale.ts";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const NODE = process.execPath;
+const INSIDE_NODE = join(HERE, "../test/helpers/inside-node.ts");
+const LOADGEN = join(HERE, "loadgen.ts");
+const CEILING = join(HERE, "ceiling.ts");
+const FLOOD = join(HERE, "flood.ts");
+const CLI = join(HERE, "../src/hosts/cli/main.ts");
+
+const args = process.argv.slice(2);
+const QUICK = args.includes("--quick");
+const OUT = args.includes("--out") ? args[args.indexOf("--out") + 1]! : join(HERE, "results/latest.json");
+const only = args.includes("--only") ? new Set(args[args.indexOf("--only") + 1]!.split(",")) : undefined;
+
+const RUN_MS = QUICK ? 2_500 : 8_000;
+const WARMUP_MS = QUICK ? 500 : 1_000;
+const SCALE_MESSAGES = QUICK ? 200_000 : 1_000_000;
+const SCALE_PEERS = 10_000;
+const FLOOD_RATE = 20_000;
+const TRUSTED_RATE = 40; // under the default per-source limit of 50/s
+
+const HIGH_RATE_LIMIT = { perSecond: 1e6, burst: 1e6 };
+
+interface Row {
+  section: string;
+  name: string;
+  value: string;
+  target?: string;
+  met?: boolean | null;
+  raw?: unknown;
+}
+const rows: Row[] = [];
+const cleanups: (() => void | Promise<void>)[] = [];
+
+function seedHex(label: string): string {
+  return createHash("sha256").update(`declaw-bench/${label}`).digest("hex");
+}
+function addrOfSeed(hex: string): string {
+  return formatIPv6(deriveAddress(keyPairFromSeed(Buffer.from(hex, "hex")).publicKey));
+}
+function tmp(label: string): string {
+  const d = mkdtempSync(join(tmpdir(), `declaw-bench-${label}-`));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+function fmt(n: number | null | undefined, digits = 1): string {
+  return n === null || n === undefined || !Number.isFinite(n) ? "n/a" : n.toFixed(digits);
+}
+
+/** A child in a namespace that prints JSON lines: resolves with the first line; `next()` awaits later ones. */
+async function startJsonChild(ns: Namespace, script: string, arg: unknown, timeoutMs = 30_000): Promise<{ child: ChildProcess; first: any; send: (line: string) => Promise<any>; stderr: () => string }> {
+  const child = ns.spawn(NODE, [script, JSON.stringify(arg)], { stdio: ["pipe", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err = (err + d).slice(-8000)));
+  const waiting: ((v: any) => void)[] = [];
+  const lines: any[] = [];
+  createInterface({ input: child.stdout! }).on("line", (l) => {
+    let v: unknown;
+    try {
+      v = JSON.parse(l);
+    } catch {
+      return;
+    }
+    const w = waiting.shift();
+    if (w) w(v);
+    else lines.push(v);
+  });
+  const next = () => new Promise<any>((resolve, reject) => {
+    if (lines.length) return resolve(lines.shift());
+    const t = setTimeout(() => reject(new Error(`${script}: no answer within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
+    waiting.push((v) => {
+      clearTimeout(t);
+      resolve(v);
+    });
+    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}; stderr: ${err}`)));
+  });
+  const first = await next();
+  if (first.ready === false) throw new Error(`${script} failed to start: ${first.code ?? ""} ${first.error}`);
+  return {
+    child,
+    first,
+    send: (line: string) => {
+      child.stdin!.write(`${line}\n`);
+      return next();
+    },
+    stderr: () => err,
+  };
+}
+
+async function runJson(ns: Namespace, script: string, arg: unknown, timeoutMs = 120_000): Promise<any> {
+  const r = await ns.run(NODE, [script, JSON.stringify(arg)], { timeoutMs });
+  const last = r.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(last);
+  } catch {
+    throw new Error(`${script} gave no result (exit ${r.code}): ${r.stderr.slice(-2000)}`);
+  }
+}
+
+function loadPlan(target: string, port: number, to: string, senders: string[], inFlight: number, bind = true, extra: object = {}) {
+  const guess = inFlight === 1 ? 2_500 : 6_000;
+  return { target, port, to, senders, bind, inFlight, durationMs: RUN_MS, warmupMs: WARMUP_MS, pool: Math.min(60_000, Math.ceil((guess * (RUN_MS + WARMUP_MS)) / 1000)), ...extra };
+}
+
+async function throughputRows(section: string, gen: Namespace, srv: Namespace, nodeAddr: string, senders: string[], bind: boolean, label: string): Promise<void> {
+  for (const inFlight of [1, 32]) {
+    const res: Record<string, any> = {};
+    for (const [name, port] of [["node", 8099], ["verify ceiling", 8101], ["parse ceiling", 8100]] as const) {
+      res[name] = await runJson(gen, LOADGEN, loadPlan(nodeAddr, port, nodeAddr, senders, inFlight, bind));
+      const r = res[name];
+      const bad = Object.entries(r.statuses).filter(([k]) => k !== "200");
+      rows.push({
+        section,
+        name: `${name}, ${inFlight} in flight, ${label}`,
+        value: `${fmt(r.perSec, 0)} msg/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms${bad.length ? `  non-200: ${JSON.stringify(Object.fromEntries(bad))}` : ""}${r.signedLive ? `  (signed live: ${r.signedLive})` : ""}`,
+        target: name === "node" && inFlight === 1 && section === "throughput" ? "p99 <= 2 ms" : undefined,
+        met: name === "node" && inFlight === 1 && section === "throughput" ? r.p99Ms !== null && r.p99Ms <= 2 : undefined,
+        raw: r,
+      });
+    }
+    const ratioV = res["node"].perSec / res["verify ceiling"].perSec;
+    const ratioP = res["node"].perSec / res["parse ceiling"].perSec;
+    rows.push({
+      section,
+      name: `ratio node / ceilings, ${inFlight} in flight`,
+      value: `${fmt(ratioV * 100, 0)}% of verify ceiling, ${fmt(ratioP * 100, 0)}% of parse ceiling`,
+      target: ">= 90% of verify ceiling",
+      met: ratioV >= 0.9,
+    });
+  }
+}
+
+// ---------------------------------------------------------------- sections
+
+async function benchThroughput(net: Testnet, ctx: Ctx): Promise<void> {
+  const { S, N, nodeAddr, senders } = ctx;
+  const node = await startJsonChild(N, INSIDE_NODE, { dataDir: ctx.nodeDir, quiet: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
+  ctx.mainNode = node;
+  const before = await node.send("stats");
+  await startJsonChild(N, CEILING, { port: 8100, mode: "parse" });
+  await startJsonChild(N, CEILING, { port: 8101, mode: "verify" });
+  await throughputRows("throughput", S, N, nodeAddr, senders, true, "veth between namespaces");
+  const after = await node.send("stats");
+  rows.push({ section: "throughput", name: "node after the runs", value: `inbox ${after.counts.inbox} messages, ${after.counts.peers} peers; RSS ${fmt(after.rss / 1048576)} MB (at start ${fmt(before.rss / 1048576)} MB)`, raw: { before, after } });
+  void net;
+}
+
+async function benchYggdrasil(net: Testnet): Promise<void> {
+  const Y1 = net.add();
+  const Y2 = net.add();
+  const { aDev, bDev } = net.link(Y1, Y2);
+  Y1.addAddress(aDev, "fd5e::1/64");
+  Y2.addAddress(bDev, "fd5e::2/64");
+  const nodeDir = tmp("ygg-node");
+  const id = loadOrCreateIdentity(nodeDir);
+  const senderSeed = seedHex("ygg-sender");
+  const senderKp = keyPairFromSeed(Buffer.from(senderSeed, "hex"));
+  const senderAddr = addrOfSeed(senderSeed);
+  const work = tmp("ygg-conf");
+  const conf = (name: string, keyHex: string, address: string, listen: string[], peers: string[]) => {
+    const file = join(work, `${name}.json`);
+    writeFileSync(file, renderDaemonConfig(buildDaemonConfig({ privateKeyHex: keyHex, address, listen, peers, adminSocketPath: join(work, `${name}.sock`), multicast: false })));
+    return file;
+  };
+  const d2 = Y2.spawn("yggdrasil", ["-useconffile", conf("y2", yggdrasilPrivateKeyHex(id), id.address, ["tcp://[fd5e::2]:17001"], [])]);
+  const d1 = Y1.spawn("yggdrasil", ["-useconffile", conf("y1", yggdrasilPrivateKeyHex(senderKp), senderAddr, [], ["tcp://[fd5e::2]:17001"])]);
+  for (const d of [d1, d2]) d.stdout!.resume(), d.stderr!.resume();
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const r = spawnSync("ip", ["netns", "exec", Y1.name, "ping", "-6", "-c1", "-W1", id.address], { stdio: "ignore" });
+    if (r.status === 0) break;
+    if (Date.now() > until) throw new Error("the two Yggdrasil daemons did not connect within 30 s");
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  await startJsonChild(Y2, INSIDE_NODE, { dataDir: nodeDir, quiet: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
+  await startJsonChild(Y2, CEILING, { port: 8100, mode: "parse" });
+  await startJsonChild(Y2, CEILING, { port: 8101, mode: "verify" });
+  await throughputRows("yggdrasil", Y1, Y2, id.address, [senderSeed], false, "one Yggdrasil hop, 1 sender");
+}
+
+async function benchFlood(_net: Testnet, ctx: Ctx): Promise<void> {
+  const { S, N, sDev, nDev, senders } = ctx;
+  const dir = tmp("flood-node");
+  const id = loadOrCreateIdentity(dir);
+  N.addAddress(nDev, `${id.address}/7`);
+  const trusted = addrOfSeed(senders[0]!);
+  const st = Store.open(dir);
+  st.upsertPeer({ address: trusted, trust: "trusted" });
+  st.close();
+  // Default config: the per-source rate limit is part of what is measured here.
+  await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, config: { yggdrasil: "off", peerPort: 8199 } });
+  const sources: { address: string; kind: "badsig" | "nonygg" }[] = [];
+  N.addAddress(nDev, "fd00:f::ffff/64");
+  for (let i = 1; i <= 64; i++) {
+    const a = `2ff:f100::${i.toString(16)}`;
+    S.addAddress(sDev, `${a}/7`);
+    sources.push({ address: a, kind: "badsig" });
+  }
+  for (let i = 1; i <= 16; i++) {
+    const a = `fd00:f::${i.toString(16)}`;
+    S.addAddress(sDev, `${a}/64`);
+    sources.push({ address: a, kind: "nonygg" });
+  }
+  const trustedPlan = (ms: number) => ({ ...loadPlan(id.address, 8199, id.address, [senders[0]!], 4), durationMs: ms, warmupMs: 300, ratePerSec: TRUSTED_RATE, pool: TRUSTED_RATE * 30 });
+  const quiet = await runJson(S, LOADGEN, trustedPlan(QUICK ? 3_000 : 5_000));
+  rows.push({ section: "flood", name: `trusted peer alone, ${TRUSTED_RATE} msg/s`, value: `p50 ${fmt(quiet.p50Ms, 2)} ms  p99 ${fmt(quiet.p99Ms, 2)} ms  (${quiet.accepted} accepted)`, raw: quiet });
+  const floodMs = RUN_MS + 3_000;
+  const floodP = runJson(S, FLOOD, { target: id.address, port: 8199, to: id.address, sources, ratePerSec: FLOOD_RATE, durationMs: floodMs }, floodMs + 60_000);
+  await new Promise((r) => setTimeout(r, 1_500));
+  const under = await runJson(S, LOADGEN, trustedPlan(RUN_MS));
+  const flood = await floodP;
+  rows.push({
+    section: "flood",
+    name: `flood offered (64 bad-signature + 16 non-200::/7 sources)`,
+    value: `${fmt(flood.sentPerSec, 0)} req/s sent, ${fmt(flood.answeredPerSec, 0)} req/s answered; ${flood.connects} connects; statuses ${JSON.stringify(flood.statuses)}`,
+    target: `${FLOOD_RATE} req/s offered`,
+    met: flood.sentPerSec >= FLOOD_RATE * 0.95,
+    raw: flood,
+  });
+  const lost = Object.entries(under.statuses).filter(([k]) => k !== "200");
+  rows.push({
+    section: "flood",
+    name: `trusted peer under flood, ${TRUSTED_RATE} msg/s`,
+    value: `p50 ${fmt(under.p50Ms, 2)} ms  p99 ${fmt(under.p99Ms, 2)} ms  max ${fmt(under.maxMs, 1)} ms  (${under.accepted} accepted${lost.length ? `, non-200: ${JSON.stringify(Object.fromEntries(lost))}` : ""})`,
+    target: "p99 < 50 ms",
+    met: under.p99Ms !== null && under.p99Ms < 50 && lost.length === 0,
+    raw: under,
+  });
+}
+
+async function benchScale(_net: Testnet, ctx: Ctx): Promise<void> {
+  const { S, N, nDev, senders } = ctx;
+  const dir = tmp("scale");
+  const id = loadOrCreateIdentity(dir);
+  const fill = fillStore(dir, SCALE_PEERS, SCALE_MESSAGES);
+  rows.push({ section: "scale", name: `fixture: ${SCALE_PEERS} peers, ${SCALE_MESSAGES} messages`, value: `written in ${fmt(fill.ms / 1000)} s, database ${fmt(fill.bytes / 1048576)} MB` });
+  const q = timeQueries(dir, SCALE_PEERS);
+  for (const [name, t] of Object.entries(q)) {
+    const isPage = !name.startsWith("counts");
+    rows.push({ section: "scale", name, value: `median ${fmt(t.medianMs, 2)} ms, max ${fmt(t.maxMs, 2)} ms`, target: isPage ? "<= 10 ms" : undefined, met: isPage ? t.maxMs <= 10 : undefined, raw: t });
+  }
+  N.addAddress(nDev, `${id.address}/7`);
+  const node = await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, config: { yggdrasil: "off", peerPort: 8299, rateLimit: HIGH_RATE_LIMIT } });
+  const idle = await node.send("stats");
+  const load = await runJson(S, LOADGEN, { ...loadPlan(id.address, 8299, id.address, senders, 32), durationMs: QUICK ? 1_500 : 3_000 });
+  const busy = await node.send("stats");
+  const baseline = Number(spawnSync(NODE, ["-e", "process.stdout.write(String(process.memoryUsage().rss))"], { encoding: "utf8" }).stdout);
+  rows.push({
+    section: "scale",
+    name: `node RSS with ${SCALE_PEERS} peers, ${busy.counts.inbox} messages`,
+    value: `${fmt(idle.rss / 1048576)} MB after start, ${fmt(busy.rss / 1048576)} MB after ${load.accepted} more messages at 32 in flight (bare \`node -e\` RSS: ${fmt(baseline / 1048576)} MB)`,
+    target: "<= 80 MB",
+    met: Math.max(idle.rss, busy.rss) <= 80 * 1048576,
+    raw: { idle, busy, baseline, load },
+  });
+  ctx.scaleDir = dir;
+}
+
+async function benchCli(ctx: Ctx): Promise<void> {
+  const dir = ctx.scaleDir ?? ctx.nodeDir;
+  const which = ctx.scaleDir ? `${SCALE_MESSAGES} messages` : "throughput data dir";
+  for (const cmd of [["status"], ["peers"], ["inbox"]]) {
+    const times: number[] = [];
+    let failure = "";
+    for (let i = 0; i < (QUICK ? 3 : 5); i++) {
+      const t = performance.now();
+      const r = spawnSync(NODE, [CLI, "--data-dir", dir, "--json", ...cmd], { encoding: "utf8", timeout: 60_000 });
+      times.push(performance.now() - t);
+      if (r.status !== 0) failure = `exit ${r.status}: ${(r.stderr || r.stdout).trim().split("\n")[0]}`;
+    }
+    times.sort((a, b) => a - b);
+    rows.push({ section: "cli", name: `declaw ${cmd.join(" ")} (${which})`, value: failure ? `FAILED ${failure}` : `median ${fmt(times[Math.floor(times.length / 2)], 0)} ms, max ${fmt(times[times.length - 1], 0)} ms (whole process)`, met: failure ? false : undefined, raw: times });
+  }
+}
+
+interface Ctx {
+  S: Namespace;
+  N: Namespace;
+  sDev: string;
+  nDev: string;
+  nodeDir: string;
+  nodeAddr: string;
+  senders: string[];
+  mainNode?: Awaited<ReturnType<typeof startJsonChild>>;
+  scaleDir?: string;
+}
+
+// ---------------------------------------------------------------- main
+
+function printTable(): void {
+  const w0 = Math.max(...rows.map((r) => r.section.length), 7);
+  const w1 = Math.max(...rows.map((r) => r.name.length), 4);
+  console.log(`\n${"section".padEnd(w0)}  ${"case".padEnd(w1)}  result  [target: met?]`);
+  console.log(`${"-".repeat(w0)}  ${"-".repeat(w1)}  ------`);
+  for (const r of rows) {
+    const t = r.target ? `  [${r.target}: ${r.met === true ? "MET" : r.met === false ? "NOT MET" : "?"}]` : r.met === false ? "  [FAILED]" : "";
+    console.log(`${r.section.padEnd(w0)}  ${r.name.padEnd(w1)}  ${r.value}${t}`);
+  }
+}
+
+async function main(): Promise<number> {
+  const avail = netnsAvailable();
+  if (!avail.ok) {
+    console.error(`bench needs network namespaces: ${avail.reason}`);
+    return 2;
+  }
+  const net = new Testnet();
+  let exiting = false;
+  const teardown = async () => {
+    await net.destroy();
+    for (const c of cleanups.splice(0)) await c();
+  };
+  const onSignal = (sig: string) => {
+    if (exiting) return;
+    exiting = true;
+    console.error(`\n${sig}: removing namespaces`);
+    void teardown().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  const started = Date.now();
+  try {
+    const S = net.add();
+    const N = net.add();
+    const { aDev: sDev, bDev: nDev } = net.link(S, N);
+    const senders = Array.from({ length: 8 }, (_, i) => seedHex(`sender-${i}`));
+    for (const s of senders) S.addAddress(sDev, `${addrOfSeed(s)}/7`);
+    const nodeDir = tmp("node");
+    const nodeAddr = loadOrCreateIdentity(nodeDir).address;
+    N.addAddress(nDev, `${nodeAddr}/7`);
+    const ctx: Ctx = { S, N, sDev, nDev, nodeDir, nodeAddr, senders };
+    const sections: [string, () => Promise<void>][] = [
+      ["throughput", () => benchThroughput(net, ctx)],
+      ["yggdrasil", () => benchYggdrasil(net)],
+      ["flood", () => benchFlood(net, ctx)],
+      ["scale", () => benchScale(net, ctx)],
+      ["cli", () => benchCli(ctx)],
+    ];
+    for (const [name, run] of sections) {
+      if (only && !only.has(name)) continue;
+      const t = Date.now();
+      console.error(`bench: ${name}...`);
+      try {
+        await run();
+      } catch (err) {
+        rows.push({ section: name, name: "SKIPPED", value: `skipped: ${(err as Error).message.split("\n")[0]}`, met: null });
+      }
+      console.error(`bench: ${name} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    }
+  } finally {
+    await teardown();
+  }
+  printTable();
+  const result = {
+    date: new Date().toISOString(),
+    quick: QUICK,
+    durationS: (Date.now() - started) / 1000,
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version, tmpdir: tmpdir() },
+    rows,
+  };
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`\nwritten to ${OUT} (${result.durationS.toFixed(0)} s)`);
+  return 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,330 @@
+/**
+ * Runs INSIDE a network namespace made by peer-server.checks.test.ts (root there, so it may put 200::/7 addresses on
+ * `lo`). Every receiver check of docs/protocol.md is exercised through a real socket, each from its own source
+ * address, and after each refusal the server must still accept the next valid message.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes, sign as cryptoSign, verify as cryptoVerify, createPublicKey } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, request, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { deriveAddress, formatIPv6 } from "../../../src/core/address.ts";
+import { generateKeyPair, type KeyPair } from "../../../src/core/keys.ts";
+import { Node } from "../../../src/core/node.ts";
+import { buildEnvelope, type Envelope } from "../../../src/core/wire.ts";
+
+const PORT = 8099;
+const RATE = { perSecond: 2, burst: 8 };
+
+function onLoopback(addr: string): string {
+  execFileSync("ip", ["-6", "addr", "add", `${addr}/128`, "dev", "lo", "nodad"]);
+  return addr;
+}
+
+interface Sender extends KeyPair {
+  address: string;
+}
+
+function newSender(): Sender {
+  const kp = generateKeyPair();
+  return { ...kp, address: onLoopback(formatIPv6(deriveAddress(kp.publicKey))) };
+}
+
+/** A 200::/8 address that no key of ours derives to. */
+function randomYggAddress(): string {
+  const b = randomBytes(16);
+  b[0] = 0x02;
+  return onLoopback(formatIPv6(b));
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, unknown>;
+  json: any;
+}
+
+function http(source: string, host: string, method: string, path: string, body?: string | Buffer, port = PORT): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, method, path, localAddress: source, family: 6, agent: false, headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = text;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("peer server checks through real sockets", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "declaw-checks-"));
+  let node: Node;
+  let self: string;
+
+  const post = (from: Sender | string, env: unknown, path = "/v2/message") =>
+    http(typeof from === "string" ? from : from.address, self, "POST", path, typeof env === "string" || Buffer.isBuffer(env) ? env : JSON.stringify(env));
+  const envelope = (s: Sender, over: Partial<Envelope> = {}, content = "hi"): Envelope => {
+    const e = buildEnvelope(s, over.to ?? self, "chat", content, { ts: over.ts });
+    return { ...e, ...over };
+  };
+  /** The server is still up and accepts a valid message from a fresh sender. */
+  const stillAccepts = async () => {
+    const s = newSender();
+    const r = await post(s, envelope(s));
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.ok, true);
+  };
+  const refused = async (r: Reply, status: number, code: string) => {
+    assert.equal(r.status, status, JSON.stringify(r.json));
+    assert.equal(r.json.error, code);
+    assert.equal(typeof r.json.message, "string");
+    await stillAccepts();
+  };
+
+  before(async () => {
+    execFileSync("ip", ["link", "set", "lo", "up"]);
+    node = Node.open({ dataDir, config: { yggdrasil: "off", peerPort: PORT, rateLimit: RATE } });
+    self = onLoopback(node.identity.address);
+    onLoopback("fd00::5");
+    await node.start();
+  });
+
+  after(async () => {
+    await node.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("accepts a valid message and answers with a receipt signed by this node", async () => {
+    const s = newSender();
+    const e = envelope(s, {}, "hello");
+    const r = await post(s, e);
+    assert.equal(r.status, 200);
+    assert.equal(r.json.duplicate, false);
+    assert.equal(r.json.receipt.id, e.id);
+    assert.equal(r.json.receipt.to, self);
+    assert.equal(r.json.receipt.key, node.identity.publicKeyBase64);
+  });
+
+  it("1. refuses a source outside 200::/7 with 403", async () => {
+    const s = newSender();
+    await refused(await post("fd00::5", envelope(s)), 403, "P2P_ERR_SOURCE_NOT_YGGDRASIL");
+    await refused(await http("::1", "::1", "GET", "/v2/ping?nonce=AAAAAAAAAAAAAAAAAAAAAA"), 403, "P2P_ERR_SOURCE_NOT_YGGDRASIL");
+  });
+
+  it("2. rate-limits a source with 429 and Retry-After", async () => {
+    const s = newSender();
+    let last: Reply | undefined;
+    for (let i = 0; i < RATE.burst + 3; i++) last = await http(s.address, self, "GET", "/peer/ping");
+    assert.equal(last!.status, 429);
+    assert.equal(last!.json.error, "P2P_ERR_RATE_LIMITED");
+    assert.ok(Number(last!.headers["retry-after"]) >= 1);
+    await stillAccepts();
+  });
+
+  it("2. refuses an oversized body with 413 before parsing", async () => {
+    const s = newSender();
+    await refused(await post(s, Buffer.alloc(70 * 1024, 0x7b)), 413, "P2P_ERR_BODY_TOO_LARGE");
+  });
+
+  it("3. refuses malformed JSON and invalid envelopes with 400", async () => {
+    const s = newSender();
+    await refused(await post(s, "{not json"), 400, "P2P_ERR_BAD_JSON");
+    const t = newSender();
+    await refused(await post(t, { ...envelope(t), extra: 1 }), 400, "P2P_ERR_UNKNOWN_FIELD");
+  });
+
+  it("4. refuses a sender address that is not the TCP source (spoofing) with 403", async () => {
+    const victim = newSender();
+    const attacker = newSender();
+    await refused(await post(attacker, envelope(victim)), 403, "P2P_ERR_SENDER_MISMATCH");
+  });
+
+  it("5. refuses a message addressed to another node with 403", async () => {
+    const s = newSender();
+    await refused(await post(s, envelope(s, { to: "200::1234" })), 403, "P2P_ERR_WRONG_RECIPIENT");
+  });
+
+  it("6. refuses a timestamp outside the window with 403 (past and future)", async () => {
+    const s = newSender();
+    await refused(await post(s, envelope(s, { ts: Date.now() - 6 * 60_000 })), 403, "P2P_ERR_STALE_TIMESTAMP");
+    await refused(await post(s, envelope(s, { ts: Date.now() + 6 * 60_000 })), 403, "P2P_ERR_STALE_TIMESTAMP");
+  });
+
+  it("7. refuses a bad signature with 403", async () => {
+    const s = newSender();
+    await refused(await post(s, { ...envelope(s), content: "tampered" }), 403, "P2P_ERR_BAD_SIGNATURE");
+  });
+
+  it("8. refuses a key that differs from the derived key, and records it for the user", async () => {
+    const s = newSender();
+    assert.equal((await post(s, envelope(s))).status, 200);
+    const other = generateKeyPair();
+    const forged = envelope({ ...other, address: s.address });
+    await refused(await post(s, forged), 403, "P2P_ERR_KEY_MISMATCH");
+    const peer = node.store.getPeer(s.address)!;
+    assert.equal(peer.keyBinding, "derived");
+    assert.equal(peer.publicKey, Buffer.from(s.publicKey).toString("base64"));
+    assert.ok(peer.lastKeyMismatchAt);
+    assert.equal(peer.lastMismatchKey, Buffer.from(other.publicKey).toString("base64"));
+  });
+
+  it("8. pins the first key seen for an address it does not derive to (TOFU), refuses another later", async () => {
+    const address = randomYggAddress();
+    const first = { ...generateKeyPair(), address };
+    assert.equal((await post(address, envelope(first))).status, 200);
+    assert.equal(node.store.getPeer(address)!.keyBinding, "tofu");
+    const second = { ...generateKeyPair(), address };
+    await refused(await post(address, envelope(second)), 403, "P2P_ERR_KEY_MISMATCH");
+  });
+
+  it("8. refuses blocked peers with 403, keeps unknown peers' messages as pending", async () => {
+    const s = newSender();
+    assert.equal((await post(s, envelope(s))).status, 200);
+    assert.equal(node.store.getPeer(s.address)!.trust, "pending");
+    node.block(s.address);
+    await refused(await post(s, envelope(s)), 403, "P2P_ERR_PEER_BLOCKED");
+  });
+
+  it("9. answers a replay with 200 and the original receipt, and stores it once", async () => {
+    const s = newSender();
+    const e = envelope(s, {}, "only once");
+    const first = await post(s, e);
+    await new Promise((r) => setTimeout(r, 20));
+    const again = await post(s, e);
+    assert.equal(first.status, 200);
+    assert.equal(again.status, 200);
+    assert.equal(again.json.duplicate, true);
+    assert.deepEqual(again.json.receipt, first.json.receipt);
+    assert.equal(node.inbox({ peer: s.address }).filter((m) => m.id === e.id).length, 1);
+    await stillAccepts();
+  });
+
+  it("10. commits before it answers: the message is in the store when the receipt arrives", async () => {
+    const s = newSender();
+    const e = envelope(s, {}, "durable");
+    const r = await post(s, e);
+    assert.equal(r.status, 200);
+    const row = node.store.getMessage("in", e.id, s.address)!;
+    assert.equal(row.content, "durable");
+    assert.equal(row.createdAt, r.json.receipt.stored);
+  });
+
+  it("ping answers with a signed proof bound to the asker's nonce; nothing private is served", async () => {
+    const s = newSender();
+    const nonce = randomBytes(16).toString("base64url");
+    const r = await http(s.address, self, "GET", `/v2/ping?nonce=${nonce}`);
+    assert.equal(r.status, 200);
+    assert.equal(r.json.nonce, nonce);
+    assert.equal(r.json.address, self);
+    const bad = await http(s.address, self, "GET", "/v2/ping?nonce=short");
+    assert.equal(bad.status, 400);
+    for (const path of ["/peer/inbox", "/v2/inbox", "/peers", "/"]) assert.equal((await http(s.address, self, "GET", path)).status, 404, path);
+  });
+});
+
+describe("legacy v1 interoperability", () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "declaw-v1-"));
+  let node: Node;
+  let self: string;
+  const SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+  /** A v1 message built from the facts document alone: compact JSON of the five fields, keys sorted. */
+  function v1Message(s: Sender, content: string, timestamp = Date.now()) {
+    const publicKey = Buffer.from(s.publicKey).toString("base64");
+    const signed = JSON.stringify({ content, event: "chat", fromYgg: s.address, publicKey, timestamp });
+    const signature = cryptoSign(null, Buffer.from(signed, "utf8"), s.privateKeyObject).toString("base64");
+    return { fromYgg: s.address, publicKey, event: "chat", content, timestamp, signature };
+  }
+
+  before(async () => {
+    node = Node.open({ dataDir, config: { yggdrasil: "off", peerPort: PORT + 1 } });
+    self = onLoopback(node.identity.address);
+    await node.start();
+  });
+
+  after(async () => {
+    await node.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("accepts a v1 message built from the facts document, once, and refuses stale or spoofed ones", async () => {
+    const s = newSender();
+    const m = v1Message(s, "héllo ✓");
+    const r = await http(s.address, self, "POST", "/peer/message", JSON.stringify(m), PORT + 1);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json, { ok: true });
+    const again = await http(s.address, self, "POST", "/peer/message", JSON.stringify(m), PORT + 1);
+    assert.equal(again.status, 200);
+    const rows = node.inbox({ peer: s.address });
+    assert.equal(rows.length, 1, "a replayed v1 message is stored once");
+    assert.equal(rows[0]!.content, "héllo ✓");
+    assert.equal(rows[0]!.protocol, 1);
+    const stale = await http(s.address, self, "POST", "/peer/message", JSON.stringify(v1Message(s, "old", Date.now() - 3_600_000)), PORT + 1);
+    assert.equal(stale.status, 403);
+    const other = newSender();
+    const spoofed = await http(other.address, self, "POST", "/peer/message", JSON.stringify(v1Message(s, "not me")), PORT + 1);
+    assert.equal(spoofed.status, 403);
+    assert.equal(spoofed.json.error, "P2P_ERR_SENDER_MISMATCH");
+  });
+
+  it("answers the v1 ping", async () => {
+    const s = newSender();
+    const r = await http(s.address, self, "GET", "/peer/ping", undefined, PORT + 1);
+    assert.equal(r.status, 200);
+    assert.equal(r.json.ok, true);
+    assert.equal(typeof r.json.ts, "number");
+  });
+
+  it("sends to a minimal v1 receiver (written here from the facts document) after it answers 404 to v2", async () => {
+    const receiverAddr = newSender().address;
+    const got: { body: any; source: string; verified: boolean }[] = [];
+    const server: Server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        if (req.method !== "POST" || req.url !== "/peer/message") {
+          res.writeHead(404).end();
+          return;
+        }
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        const signed = JSON.stringify({ content: body.content, event: body.event, fromYgg: body.fromYgg, publicKey: body.publicKey, timestamp: body.timestamp });
+        const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(body.publicKey, "base64")]), format: "der", type: "spki" });
+        const verified = cryptoVerify(null, Buffer.from(signed, "utf8"), key, Buffer.from(body.signature, "base64"));
+        got.push({ body, source: req.socket.remoteAddress ?? "", verified });
+        res.writeHead(verified ? 200 : 403, { "content-type": "application/json" }).end(JSON.stringify(verified ? { ok: true } : { error: "Invalid Ed25519 signature" }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(8200, receiverAddr, () => r()));
+    const sendDir = mkdtempSync(join(tmpdir(), "declaw-v1s-"));
+    const probe = Node.open({ dataDir: sendDir, config: { yggdrasil: "off" } });
+    const from = onLoopback(probe.identity.address);
+    probe.close();
+    const sender = Node.open({ dataDir: sendDir, config: { yggdrasil: "off" }, localAddress: from });
+    try {
+      sender.addPeer(receiverAddr, { port: 8200 });
+      const r = await sender.send(receiverAddr, "to an old node ✓");
+      assert.equal(r.state, "sent", JSON.stringify(r));
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.verified, true);
+      assert.equal(got[0]!.body.fromYgg, from);
+      assert.equal(got[0]!.source, from);
+      assert.equal(got[0]!.body.content, "to an old node ✓");
+      assert.equal(sender.store.getPeer(receiverAddr)!.protocol, 1, "remembered as a v1-only peer");
+    } finally {
+      sender.close();
+      rmSync(sendDir, { recursive: true, force: true });
+      server.close();
+    }
+  });
+});
