@@ -100,5 +100,4 @@ stopped = true;
 clearInterval(tick);
 const elapsed = performance.now() - started;
 for (const c of conns) c.sock?.destroy();
-process.stdout.write(`${JSON.stringify({ sentPerSec: (sent / elapsed) * 1000, answeredPerSec: (answered / elapsed) * 1000, connects, connErrors, statuses })}\n`);
-process.exit(0);
+process.stdout.write(`${JSON.stringify({ sentPerSec: (sent / elapsed) * 1000, answeredPerSec: (answered / elapsed) * 1000, connects, connErrors, statuses })}\n`, () => process.exit(0));

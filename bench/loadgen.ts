@@ -156,5 +156,5 @@ process.stdout.write(
     statuses,
     signedLive,
   })}\n`,
+  () => process.exit(0),
 );
-process.exit(0);

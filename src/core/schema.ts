@@ -77,6 +77,12 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   ) STRICT, WITHOUT ROWID;
   `,
+  // 2: peer listing pages in index order (a sort of every peer per page was 19 ms at 10k peers)
+  `
+  CREATE INDEX peers_order ON peers (first_seen, address);
+  CREATE INDEX peers_trust_order ON peers (trust, first_seen, address);
+  DROP INDEX peers_trust;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

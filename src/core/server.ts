@@ -13,7 +13,7 @@ import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Store } from "./store.ts";
-import { buildPingProof, buildReceipt, decodeJsonBody, parseEnvelope, parseNonce, verifyEnvelope } from "./wire.ts";
+import { buildPingProof, decodeJsonBody, parseEnvelope, parseNonce, signReceiptAsync, verifyEnvelopeAsync } from "./wire.ts";
 import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
 
 export interface PeerServerOptions {
@@ -32,6 +32,11 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_CONNECTIONS = 2048;
+/** Open connections one source (a 200::/8 address, or a whole 300::/8 /64) may hold; more are dropped at accept. */
+const MAX_CONNECTIONS_PER_SOURCE = 32;
+/** How often Node enforces the header and request timeouts (its default, 30 s, would stretch them to 30 s). */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+const LISTEN_BACKLOG = 4096;
 const PROTOCOL_VERSIONS = [1, 2];
 
 class Refusal {
@@ -51,15 +56,28 @@ export class PeerServer {
   readonly #limiter: RateLimiter;
   readonly #batcher: CommitBatcher;
   #closing = false;
+  readonly #perSource = new Map<string, number>();
+  readonly #selfSigner: KeyPair & { address: string; publicKeyBase64: string };
 
   constructor(o: PeerServerOptions) {
     this.#o = o;
+    this.#selfSigner = { ...o.self, publicKeyBase64: Buffer.from(o.self.publicKey).toString("base64") };
     this.#limiter = new RateLimiter(o.config.rateLimit);
     this.#batcher = new CommitBatcher(o.store);
-    this.#server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
-      this.#handle(req, res).catch((err) => this.#internalError(res, err));
-    });
+    this.#server = createServer(
+      {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+        connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      },
+      (req, res) => {
+        this.#handle(req, res).catch((err) => this.#internalError(res, err));
+      },
+    );
     this.#server.maxConnections = MAX_CONNECTIONS;
+    this.#server.on("connection", (socket: Socket) => this.#admit(socket));
     this.#server.setTimeout(IDLE_SOCKET_TIMEOUT_MS, (socket: Socket) => socket.destroy());
     // Malformed HTTP: answer 400 if the socket is still writable, never crash.
     this.#server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -68,6 +86,23 @@ export class PeerServer {
       const code: ErrorCode = status === 408 ? "P2P_ERR_REQUEST_TIMEOUT" : "P2P_ERR_BAD_JSON";
       const body = JSON.stringify({ error: code, message: status === 400 ? "malformed HTTP request" : ERROR_TABLE[code].text });
       socket.end(`HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+  }
+
+  /** Caps connections per source before any HTTP parsing: one flooding source cannot starve the others. */
+  #admit(socket: Socket): void {
+    const src = parseIPv6(socket.remoteAddress ?? "");
+    const key = src && src[0] === 0x03 ? formatIPv6(subnetOf(src)) : (socket.remoteAddress ?? "?");
+    const n = (this.#perSource.get(key) ?? 0) + 1;
+    if (n > MAX_CONNECTIONS_PER_SOURCE) {
+      socket.destroy();
+      return;
+    }
+    this.#perSource.set(key, n);
+    socket.once("close", () => {
+      const left = (this.#perSource.get(key) ?? 1) - 1;
+      if (left <= 0) this.#perSource.delete(key);
+      else this.#perSource.set(key, left);
     });
   }
 
@@ -83,7 +118,7 @@ export class PeerServer {
         );
       };
       this.#server.once("error", onError);
-      this.#server.listen({ port, host, ipv6Only: false }, () => {
+      this.#server.listen({ port, host, ipv6Only: false, backlog: LISTEN_BACKLOG }, () => {
         this.#server.off("error", onError);
         const addr = this.#server.address();
         resolve(typeof addr === "object" && addr ? addr.port : port);
@@ -110,9 +145,10 @@ export class PeerServer {
     if (this.#closing) return this.#refuse(res, new Refusal("P2P_ERR_SHUTTING_DOWN"), true);
 
     // 2. Rate limit per source (a 300::/8 subnet belongs to one key: limit it as one source).
-    const bucket = src[0] === 0x03 ? formatIPv6(Uint8Array.from([...src.subarray(0, 8), 0, 0, 0, 0, 0, 0, 0, 0])) : source;
+    const bucket = src[0] === 0x03 ? formatIPv6(subnetOf(src)) : source;
     const wait = this.#limiter.take(bucket);
-    if (wait > 0) return this.#refuse(res, new Refusal("P2P_ERR_RATE_LIMITED", undefined, { "Retry-After": String(wait) }), true);
+    // Kept alive: a limited client that reconnects for every try costs us more than one that waits on its socket.
+    if (wait > 0) return this.#refuse(res, new Refusal("P2P_ERR_RATE_LIMITED", undefined, { "Retry-After": String(wait) }));
 
     const url = req.url ?? "/";
     const q = url.indexOf("?");
@@ -178,12 +214,12 @@ export class PeerServer {
     if (env.to !== self.address) return new Refusal("P2P_ERR_WRONG_RECIPIENT", `this node is ${self.address}, not ${env.to}`);
     const now = Date.now();
     if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
-    if (!verifyEnvelope(env)) return new Refusal("P2P_ERR_BAD_SIGNATURE");
+    if (!(await verifyEnvelopeAsync(env))) return new Refusal("P2P_ERR_BAD_SIGNATURE");
     const bound = this.#bindKey(ctx.src, env.from, env.key, now);
     if (bound) return bound;
     const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now });
     if (outcome instanceof Refusal) return outcome;
-    const receipt = buildReceipt(self, { id: env.id, from: env.from }, outcome.storedAt);
+    const receipt = await signReceiptAsync(this.#selfSigner, env, outcome.storedAt);
     return { ok: true, duplicate: outcome.duplicate, receipt };
   }
 
@@ -264,6 +300,13 @@ export class PeerServer {
       this.#json(res, 500, { error: "P2P_ERR_INTERNAL", message: "internal error" });
     }
   }
+}
+
+/** The /64 of an address, host half zeroed. */
+function subnetOf(addr: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16);
+  out.set(addr.subarray(0, 8));
+  return out;
 }
 
 interface RouteContext {

@@ -21,7 +21,7 @@ import {
   utf8ByteLength,
 } from "./encoding.ts";
 import { P2PError, fail, ok, type ErrorCode, type Result } from "./errors.ts";
-import { SIGNATURE_BYTES, signBytes, verifyBytes, type KeyPair } from "./keys.ts";
+import { SIGNATURE_BYTES, signBytes, signBytesAsync, verifyBytes, verifyBytesAsync, type KeyPair } from "./keys.ts";
 
 // --- constants (docs/protocol.md section 2) ---
 
@@ -369,6 +369,18 @@ export function verifyEnvelope(e: Envelope): boolean {
   return verifySigned(e, () => envelopeSigningBytes(e));
 }
 
+/** verifyEnvelope on the thread pool (the peer server's path under load). Never rejects. */
+export async function verifyEnvelopeAsync(e: Envelope): Promise<boolean> {
+  try {
+    const k = decodeBase64Exact(e.key, PUBLIC_KEY_BYTES);
+    const s = decodeBase64Exact(e.sig, SIGNATURE_BYTES);
+    if (k === undefined || s === undefined) return false;
+    return await verifyBytesAsync(k, envelopeSigningBytes(e), s);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Builds and signs an envelope from `id`'s address to `to` (either address may be given in any IPv6 text form; the
  * envelope carries the canonical text). Throws P2PError with the field's code when a field is invalid, and
@@ -460,6 +472,23 @@ export function verifyReceipt(r: Receipt): boolean {
  * The recipient's signed statement that it durably stored message `e.id` from `e.from` at `storedAt`. Ed25519 is
  * deterministic, so rebuilding with the same `storedAt` yields the identical receipt (duplicates get the original).
  */
+/**
+ * The receiver's fast path: a receipt for an envelope that already passed parseEnvelope, signed on the thread pool.
+ * `self.address` must be canonical (it is the envelope's `to`, already checked equal). Same bytes as buildReceipt.
+ */
+export async function signReceiptAsync(self: Signer & { publicKeyBase64?: string }, e: { id: string; from: string }, storedAt: number): Promise<Receipt> {
+  const unsigned: Omit<Receipt, "sig"> = {
+    v: PROTOCOL_VERSION,
+    type: "receipt",
+    id: e.id,
+    from: e.from,
+    to: self.address,
+    key: self.publicKeyBase64 ?? encodeBase64(self.publicKey),
+    stored: storedAt,
+  };
+  return { ...unsigned, sig: encodeBase64(await signBytesAsync(self, receiptSigningBytes(unsigned))) };
+}
+
 export function buildReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Receipt {
   const unsigned: Omit<Receipt, "sig"> = {
     v: PROTOCOL_VERSION,

@@ -5,6 +5,7 @@
  * Default script:
  * - the last message is a tool result -> text `tool said: <first 300 chars of the result>`;
  * - the last user text contains `CALL_TOOL <name> <json-args>` -> one tool call of that name;
+ * - the last user text contains `mock reply:` (another mock's answer) -> `NO_REPLY` (OpenClaw's silent token);
  * - otherwise -> text `mock reply: <last user text, first 200 chars>`.
  *
  * Use in-process (`startMockModel()`), or as a child process in a network namespace:
@@ -89,6 +90,8 @@ export const defaultScript: Script = (req) => {
     } catch { /* bad JSON in a test prompt: call without arguments */ }
     return { toolCall: { name: m[1]!, arguments: args } };
   }
+  // Two agents running this mock would answer each other forever: a reply to a mock reply is OpenClaw's silent token.
+  if (user.includes("mock reply:")) return { text: "NO_REPLY" };
   // The prompt wraps the user's text in an envelope; keep the tail, where the message itself is.
   const body = user.trim().split("\n").at(-1) ?? "";
   return { text: `mock reply: ${body.slice(0, 200)}` };

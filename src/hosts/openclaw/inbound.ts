@@ -8,7 +8,7 @@
  * sometimes restarted separately), and dispatching from a socket callback fails after `openclaw plugins reload` with
  * GatewayDrainingError. The store is the hand-over point: durable, shared by every process and module instance.
  */
-import type { Node } from "../../core/node.ts";
+import type { Node, SendResult } from "../../core/node.ts";
 import type { MessageRow, PeerRow } from "../../core/store.ts";
 import { CHANNEL_ID, CHANNEL_LABEL, pluginConfigFrom, resolveSettings, withPeerSessions, type PluginSettings } from "./config.ts";
 import { openNode } from "./node-access.ts";
@@ -37,7 +37,12 @@ export interface LoopDeps {
   /** `dispatchInboundDirectDm` from openclaw/plugin-sdk/channel-inbound (injectable for tests). */
   dispatch?: (params: Record<string, unknown>) => Promise<unknown>;
   pollIntervalMs?: number;
+  /** How replies and notices go out (tests replace it: no packets leave the machine). */
+  send?: SendFn;
 }
+
+export type SendFn = (node: Node, peer: string, text: string) => Promise<SendResult>;
+const defaultSend: SendFn = (node, peer, text) => node.send(peer, text);
 
 // Messages being dispatched in this process. After `plugins reload` an old loop may still be finishing a turn while
 // the new loop starts: both see the row as unhandled until it is marked. Shared across module instances on purpose.
@@ -102,6 +107,7 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
   const cfgNow = () => deps.currentConfig?.() ?? ctx.cfg;
   const dispatch = deps.dispatch ?? (await import("openclaw/plugin-sdk/channel-inbound")).dispatchInboundDirectDm as unknown as (p: Record<string, unknown>) => Promise<unknown>;
   const pollMs = deps.pollIntervalMs ?? POLL_INTERVAL_MS;
+  const send = deps.send ?? defaultSend;
 
   let settings: PluginSettings = resolveSettings(pluginConfigFrom(cfgNow()));
   let node: Node | undefined;
@@ -151,7 +157,7 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
           lastStatusAt = Date.now();
           await refreshStatus(node);
         }
-        await pollOnce(node, settings, ctx, dispatch, cfgNow, (err) => {
+        await pollOnce(node, settings, ctx, dispatch, send, cfgNow, (err) => {
           lastError = err;
           patch({ lastError: err });
         }, () => patch({ lastInboundAt: Date.now() }), () => patch({ lastOutboundAt: Date.now() }));
@@ -178,6 +184,7 @@ async function pollOnce(
   s: PluginSettings,
   ctx: LoopContext,
   dispatch: (p: Record<string, unknown>) => Promise<unknown>,
+  send: SendFn,
   cfgNow: () => unknown,
   onError: (msg: string) => void,
   onInbound: () => void,
@@ -195,7 +202,7 @@ async function pollOnce(
     const d = decide(peer?.trust, s.dmPolicy, budget.left(row.peer));
     if (d === "hold") {
       if (s.dmPolicy === "pairing" && peer?.trust === "pending" && firstPairingNotice(node.store, row.peer)) {
-        void sendPairingNotice(node, row.peer, ctx);
+        void sendPairingNotice(node, row.peer, ctx, send);
       }
       continue;
     }
@@ -212,7 +219,7 @@ async function pollOnce(
     busy.add(key);
     let outcome: "done" | "retry";
     try {
-      outcome = await dispatchOne(node, s, row, peer, ctx, dispatch, cfgNow, budget, onError, onOutbound);
+      outcome = await dispatchOne(node, s, row, peer, ctx, dispatch, send, cfgNow, budget, onError, onOutbound);
       onInbound();
     } finally {
       busy.delete(key);
@@ -224,13 +231,13 @@ async function pollOnce(
   }
 }
 
-async function sendPairingNotice(node: Node, address: string, ctx: LoopContext): Promise<void> {
+async function sendPairingNotice(node: Node, address: string, ctx: LoopContext, send: SendFn): Promise<void> {
   const text =
     `[automatic notice from ${node.address}] Your message was received and stored, but this node's operator has not ` +
     `approved you yet, so no agent has read it. The operator can approve you with \`openclaw p2p allow ${address}\`; ` +
     "your stored messages are then handed to the agent.";
   try {
-    await node.send(address, text);
+    await send(node, address, text);
   } catch (err) {
     ctx.log?.warn(`${CHANNEL_ID}: pairing notice to ${address} failed: ${(err as Error).message}`);
   }
@@ -243,6 +250,7 @@ async function dispatchOne(
   peer: PeerRow | undefined,
   ctx: LoopContext,
   dispatch: (p: Record<string, unknown>) => Promise<unknown>,
+  send: SendFn,
   cfgNow: () => unknown,
   budget: LoopBudget,
   onError: (msg: string) => void,
@@ -263,7 +271,7 @@ async function dispatchOne(
       return;
     }
     for (const part of splitUtf8(text)) {
-      const r = await node.send(address, part);
+      const r = await send(node, address, part);
       onOutbound();
       if (r.state === "failed") {
         onError(`reply to ${who} refused: ${r.reason}`);

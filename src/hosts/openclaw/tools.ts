@@ -6,6 +6,7 @@
  * agent, so the tools shrink to what that conversation needs: no adding peers, no listing the operator's contacts,
  * and sending only back to that same peer, counted against the loop budget.
  */
+import type { Node, SendResult } from "../../core/node.ts";
 import { pluginConfigFrom, resolveSettings, type PluginSettings } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef, peerFromSessionKey } from "./target.ts";
@@ -55,7 +56,8 @@ function str(params: Record<string, unknown>, key: string, required = false): st
 }
 
 /** The tools for one tool context (`fallbackConfig`: the plugin config seen at registration). */
-export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string, unknown>): ToolDef[] {
+export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string, unknown>, deps: { send?: (node: Node, peer: string, text: string) => Promise<SendResult> } = {}): ToolDef[] {
+  const sendVia = deps.send ?? ((node: Node, peer: string, text: string) => node.send(peer, text));
   const settings = (): PluginSettings => {
     const cfg = ctx.getRuntimeConfig?.() ?? ctx.runtimeConfig ?? ctx.config;
     return resolveSettings(pluginConfigFrom(cfg) ?? fallbackConfig);
@@ -172,7 +174,7 @@ export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string
             }
             peer = target;
           }
-          const r = await n.send(peer, text);
+          const r = await sendVia(n, peer, text);
           return result((await import("../format.ts")).formatSend(r), r);
         });
       } catch (err) {

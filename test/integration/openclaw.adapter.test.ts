@@ -1,0 +1,380 @@
+/**
+ * The OpenClaw adapter without a gateway: the entry against a hand-made `api` (what register() registers in each
+ * mode, and that it touches nothing), the manifest kept in step with the code, target normalization, the dispatch
+ * policy and loop budget, the inbound loop against a real store with the SDK dispatcher faked at its boundary, the
+ * CLI command table, slash-command parsing and the tool restrictions in peer sessions.
+ *
+ * Needs `openclaw` installed (the entry imports openclaw/plugin-sdk/channel-core); skipped otherwise.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Store } from "../../src/core/store.ts";
+import type { Node, SendResult } from "../../src/core/node.ts";
+import { newMessageId } from "../../src/core/wire.ts";
+import { loadOrCreateIdentity } from "../../src/core/identity.ts";
+import { peerIdFromAddress, parseIPv6 } from "../../src/core/address.ts";
+import { resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
+import { decide, LoopBudget } from "../../src/hosts/openclaw/policy.ts";
+import { corePeerRef, normalizeTarget, peerFromSessionKey } from "../../src/hosts/openclaw/target.ts";
+import { parseSendArgs } from "../../src/hosts/openclaw/commands.ts";
+import { splitUtf8, runInboundLoop } from "../../src/hosts/openclaw/inbound.ts";
+import { runCli } from "../../src/hosts/openclaw/cli.ts";
+import { createTools } from "../../src/hosts/openclaw/tools.ts";
+
+const ROOT = join(import.meta.dirname, "../..");
+const haveOpenClaw = existsSync(join(ROOT, "node_modules/openclaw/package.json"));
+const manifest = JSON.parse(readFileSync(join(ROOT, "openclaw.plugin.json"), "utf8"));
+
+// Addresses for tests. Nothing is ever sent to them: sends go through fakeSend (this host may route 200::/7 out).
+const PEER_A = "200:aaaa::1";
+const PEER_B = "200:bbbb::2";
+const PEER_C = "200:cccc::3";
+const idOf = (a: string) => peerIdFromAddress(parseIPv6(a)!);
+
+/** Stands in for Node.send: queues the message in the outbox without any network attempt (no packet leaves). */
+async function fakeSend(node: Node, peer: string, text: string): Promise<SendResult> {
+  const row = node.resolvePeer(peer);
+  const now = Date.now();
+  const m = node.store.enqueueOutbound({ id: newMessageId(now), peer: row.address, kind: "chat", content: text, ts: now, protocol: 2, expiresAt: now + 3_600_000 }, now);
+  return { state: "queued", id: m.id, peer: row.address, reason: "test: not sent", nextAttemptAt: now };
+}
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), "declaw-oca-"));
+}
+
+function fakeApi(mode: string, pluginConfig: Record<string, unknown>) {
+  const reg = { tools: [] as unknown[], toolOpts: [] as any[], commands: [] as any[], services: [] as any[], clis: [] as any[], channels: [] as any[] };
+  const api: any = {
+    id: "ipv6-p2p",
+    name: "IPv6 P2P",
+    source: "test",
+    registrationMode: mode,
+    config: { plugins: { entries: { "ipv6-p2p": { config: pluginConfig } } } },
+    pluginConfig,
+    runtime: { config: { current: () => api.config } },
+    logger: { info() {}, warn() {}, error() {}, debug() {} },
+    registerTool: (t: unknown, o: unknown) => (reg.tools.push(t), reg.toolOpts.push(o)),
+    registerCommand: (c: unknown) => reg.commands.push(c),
+    registerService: (s: unknown) => reg.services.push(s),
+    registerCli: (r: unknown, o: unknown) => reg.clis.push({ r, o }),
+    registerChannel: (c: unknown) => reg.channels.push(c),
+  };
+  return { api, reg };
+}
+
+describe("entry and manifest", { skip: !haveOpenClaw && "openclaw not installed" }, () => {
+  it("registers channel, tools, commands, service and CLI in full mode, and touches nothing", async () => {
+    const dir = join(tmp(), "data");
+    const { default: entry } = await import("../../src/hosts/openclaw/index.ts");
+    const { api, reg } = fakeApi("full", { data_dir: dir, yggdrasil: "off" });
+    entry.register(api);
+    assert.equal(entry.id, manifest.id);
+    assert.equal(reg.channels.length, 1);
+    assert.equal(reg.channels[0].plugin.id, manifest.channels[0]);
+    assert.deepEqual(reg.toolOpts[0].names, manifest.contracts.tools);
+    assert.deepEqual(reg.commands.map((c) => c.name).sort(), ["p2p-peers", "p2p-send", "p2p-status"]);
+    assert.deepEqual(manifest.commandAliases.map((c: { name: string }) => c.name).sort(), ["p2p-peers", "p2p-send", "p2p-status"]);
+    assert.equal(reg.services.length, 1);
+    assert.deepEqual(reg.clis[0].o.descriptors.map((d: { name: string }) => d.name), manifest.cliCommands.map((c: { name: string }) => c.name));
+    // The tool factory builds the declared tools.
+    const tools = (reg.tools[0] as (ctx: unknown) => { name: string }[])({});
+    assert.deepEqual(tools.map((t) => t.name), manifest.contracts.tools);
+    // register() opened nothing: no data dir, no identity.
+    assert.equal(existsSync(dir), false);
+  });
+
+  it("cli-metadata mode registers only the CLI; tool-discovery mode only tools", async () => {
+    const { default: entry } = await import("../../src/hosts/openclaw/index.ts");
+    const meta = fakeApi("cli-metadata", {});
+    entry.register(meta.api);
+    assert.equal(meta.reg.clis.length, 1);
+    assert.equal(meta.reg.tools.length + meta.reg.commands.length + meta.reg.services.length + meta.reg.channels.length, 0);
+    const disc = fakeApi("tool-discovery", {});
+    entry.register(disc.api);
+    assert.equal(disc.reg.tools.length, 1);
+    assert.equal(disc.reg.services.length + disc.reg.commands.length, 0);
+  });
+
+  it("manifest schema defaults match the code's defaults", () => {
+    const p = manifest.configSchema.properties;
+    const s = resolveSettings({});
+    assert.equal(p.dm_policy.default, s.dmPolicy);
+    assert.equal(p.loop_budget.default, s.loopBudget);
+    assert.equal(p.loop_window_minutes.default * 60_000, s.loopWindowMs);
+    assert.equal(p.peer_port.default, 8099);
+    assert.equal(p.yggdrasil.default, "auto");
+    assert.equal(manifest.configSchema.additionalProperties, false);
+    assert.equal(manifest.activation.onStartup, true);
+  });
+});
+
+describe("targets and sessions", () => {
+  it("normalizes addresses, peer ids, aliases and prefixes to one target", () => {
+    const id = idOf(PEER_A);
+    assert.equal(id, "0200-aaaa-0000-0000-0000-0000-0000-0001");
+    for (const t of [PEER_A, `ipv6-p2p:${PEER_A}`, `[${PEER_A}]`, "200:AAAA:0:0:0:0:0:1", id, `ipv6-p2p:${id}`, id.toUpperCase()]) {
+      assert.equal(normalizeTarget(t), id, t);
+    }
+    assert.equal(normalizeTarget("ipv6-p2p:bob"), "bob");
+    assert.equal(normalizeTarget("fe80::1"), undefined); // not Yggdrasil
+    assert.equal(normalizeTarget("not a peer"), undefined);
+    assert.equal(normalizeTarget(""), undefined);
+    assert.equal(corePeerRef(`ipv6-p2p:${id}`), PEER_A);
+    assert.equal(corePeerRef("bob"), "bob");
+  });
+
+  it("finds the peer of a session key, never one of another channel", () => {
+    assert.equal(peerFromSessionKey(`agent:main:ipv6-p2p:direct:${idOf(PEER_B)}`), PEER_B);
+    assert.equal(peerFromSessionKey(`agent:ops:ipv6-p2p:default:direct:${idOf(PEER_B)}`), PEER_B);
+    assert.equal(peerFromSessionKey("agent:main:main"), undefined);
+    assert.equal(peerFromSessionKey(`agent:main:telegram:direct:${idOf(PEER_B)}`), undefined);
+  });
+
+  it("pins per-peer DM sessions whatever session.dmScope says", () => {
+    const cfg = { session: { dmScope: "main", mainKey: "x" }, other: 1 };
+    const out = withPeerSessions(cfg) as typeof cfg;
+    assert.equal(out.session.dmScope, "per-channel-peer");
+    assert.equal(out.session.mainKey, "x");
+    assert.equal(cfg.session.dmScope, "main"); // not mutated
+  });
+
+  it("/p2p-send takes the peer from a peer session, else from the first word", () => {
+    assert.deepEqual(parseSendArgs("hello there", `agent:main:ipv6-p2p:direct:${idOf(PEER_B)}`), { peer: PEER_B, text: "hello there" });
+    assert.deepEqual(parseSendArgs("bob hello there", "agent:main:main"), { peer: "bob", text: "hello there" });
+    assert.deepEqual(parseSendArgs(`${idOf(PEER_B)} hi`, undefined), { peer: PEER_B, text: "hi" });
+    assert.ok("error" in parseSendArgs("bob", "agent:main:main"));
+    assert.ok("error" in parseSendArgs("", `agent:main:ipv6-p2p:direct:${idOf(PEER_B)}`));
+  });
+});
+
+describe("policy", () => {
+  it("decides by trust, policy and budget", () => {
+    assert.equal(decide("trusted", "allowlist", 1), "dispatch");
+    assert.equal(decide("trusted", "allowlist", 0), "drop-budget");
+    assert.equal(decide("pending", "allowlist", 5), "hold");
+    assert.equal(decide("pending", "pairing", 5), "hold");
+    assert.equal(decide("pending", "open", 5), "dispatch");
+    assert.equal(decide("blocked", "open", 5), "drop-blocked");
+    assert.equal(decide(undefined, "allowlist", 5), "hold");
+  });
+
+  it("the loop budget counts replies per peer in a sliding window", () => {
+    const meta = new Map<string, string>();
+    const store = { getMeta: (k: string) => meta.get(k), setMeta: (k: string, v: string) => void meta.set(k, v) };
+    const b = new LoopBudget(store, 2, 60_000);
+    assert.equal(b.take(PEER_A, 1000), true);
+    assert.equal(b.take(PEER_A, 2000), true);
+    assert.equal(b.take(PEER_A, 3000), false);
+    assert.equal(b.take(PEER_B, 3000), true);
+    assert.equal(b.left(PEER_A, 3000), 0);
+    b.recordHeldBack(PEER_A, 3500);
+    const v = b.view(PEER_A, 4000);
+    assert.equal(v.exhausted, true);
+    assert.equal(v.resetsAt, 61_000);
+    assert.equal(v.heldBack, 1);
+    assert.equal(b.left(PEER_A, 61_001), 1); // the first reply left the window
+    assert.deepEqual(new LoopBudget(store, 2, 60_000).all(4000).map((x) => x.peer).sort(), [PEER_A, PEER_B]);
+  });
+
+  it("splits long replies on UTF-8 byte limits without breaking characters", () => {
+    const text = "é".repeat(20_000); // 40,000 bytes
+    const parts = splitUtf8(text, 32_768);
+    assert.equal(parts.join(""), text);
+    assert.ok(parts.every((p) => Buffer.byteLength(p) <= 32_768));
+    assert.deepEqual(splitUtf8("short"), ["short"]);
+  });
+});
+
+describe("inbound loop", () => {
+  function setup(pluginConfig: Record<string, unknown>) {
+    const dir = tmp();
+    const dataDir = join(dir, "data");
+    loadOrCreateIdentity(dataDir);
+    const store = Store.open(dataDir);
+    const cfg = { plugins: { entries: { "ipv6-p2p": { config: { data_dir: dataDir, yggdrasil: "off", ...pluginConfig } } } }, session: { dmScope: "main" } };
+    const calls: Record<string, any>[] = [];
+    const status: Record<string, unknown>[] = [];
+    const ac = new AbortController();
+    let current: Record<string, unknown> = {};
+    const ctx = {
+      cfg,
+      accountId: "default",
+      abortSignal: ac.signal,
+      getStatus: () => current,
+      setStatus: (s: Record<string, unknown>) => {
+        current = s;
+        status.push(s);
+      },
+    };
+    const reply = { text: "" as string | undefined };
+    const dispatch = async (p: Record<string, any>) => {
+      calls.push(p);
+      if (reply.text) await p.deliver({ text: reply.text });
+    };
+    const inbound = (peer: string, content: string) => {
+      const now = Date.now();
+      store.acceptInbound([{ id: newMessageId(now), peer, kind: "chat", content, ts: now, protocol: 2, storedAt: now }]);
+    };
+    const loop = runInboundLoop(ctx, { dispatch, pollIntervalMs: 20, send: fakeSend });
+    const waitFor = async (pred: () => boolean, what: string) => {
+      for (let i = 0; i < 300 && !pred(); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(pred(), `timed out waiting for ${what}`);
+    };
+    const stop = async () => {
+      ac.abort();
+      await loop;
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { store, calls, status, inbound, waitFor, stop, reply, dataDir };
+  }
+
+  it("dispatches trusted peers into their own session, without command rights, and sends the reply back", async () => {
+    const t = setup({});
+    try {
+      t.store.upsertPeer({ address: PEER_A, alias: "alice", trust: "trusted" });
+      t.reply.text = "hi back";
+      t.inbound(PEER_A, "hello agent");
+      await t.waitFor(() => t.calls.length === 1, "dispatch");
+      const p = t.calls[0]!;
+      assert.equal(p.channel, "ipv6-p2p");
+      assert.deepEqual(p.peer, { kind: "direct", id: idOf(PEER_A) });
+      assert.equal(p.rawBody, "hello agent");
+      assert.equal(p.commandAuthorized, false);
+      assert.equal(p.cfg.session.dmScope, "per-channel-peer");
+      assert.equal(p.extraContext.CommandInterpretationSuppressed, true);
+      assert.match(p.extraContext.ChannelPromptContext[0], /remote AI agent/);
+      assert.equal(p.conversationLabel, "alice");
+      await t.waitFor(() => t.store.listOutbox({ limit: 10 }).some((m) => m.content === "hi back" && m.peer === PEER_A), "reply in outbox");
+      await t.waitFor(() => t.store.listUnhandled(10).length === 0, "marked handled");
+      assert.ok(t.status.some((s) => s.running === true));
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("holds a pending peer until it is allowed, drops blocked peers' messages", async () => {
+    const t = setup({});
+    try {
+      t.store.upsertPeer({ address: PEER_B, trust: "pending" });
+      t.store.upsertPeer({ address: PEER_C, trust: "blocked" });
+      t.inbound(PEER_B, "let me in");
+      t.inbound(PEER_C, "spam");
+      await t.waitFor(() => t.store.listUnhandled(10).length === 1, "blocked message marked handled");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(t.calls.length, 0);
+      assert.equal(t.store.listUnhandled(10)[0]!.peer, PEER_B);
+      t.store.setTrust(PEER_B, "trusted");
+      await t.waitFor(() => t.calls.length === 1, "held message dispatched after allow");
+      assert.equal(t.calls[0]!.rawBody, "let me in");
+      assert.equal(t.store.listInbox({ peer: PEER_C }).length, 1); // kept in the inbox
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("pairing sends one notice to a pending peer; open dispatches it", async () => {
+    const t = setup({ dm_policy: "pairing" });
+    try {
+      t.store.upsertPeer({ address: PEER_B, trust: "pending" });
+      t.inbound(PEER_B, "one");
+      t.inbound(PEER_B, "two");
+      await t.waitFor(() => t.store.listOutbox({ limit: 10 }).some((m) => m.peer === PEER_B), "pairing notice");
+      await new Promise((r) => setTimeout(r, 200));
+      const notices = t.store.listOutbox({ limit: 10 }).filter((m) => m.peer === PEER_B);
+      assert.equal(notices.length, 1);
+      assert.match(notices[0]!.content, /not\s+approved you yet/);
+      assert.equal(t.calls.length, 0);
+    } finally {
+      await t.stop();
+    }
+    const o = setup({ dm_policy: "open" });
+    try {
+      o.store.upsertPeer({ address: PEER_B, trust: "pending" });
+      o.inbound(PEER_B, "open door");
+      await o.waitFor(() => o.calls.length === 1, "open policy dispatch");
+    } finally {
+      await o.stop();
+    }
+  });
+
+  it("the loop budget stops replies and then dispatch, visibly", async () => {
+    const t = setup({ loop_budget: 1 });
+    try {
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      t.reply.text = "again";
+      t.inbound(PEER_A, "first");
+      await t.waitFor(() => t.calls.length === 1 && t.store.listUnhandled(10).length === 0, "first dispatch");
+      t.inbound(PEER_A, "second");
+      await t.waitFor(() => t.store.listUnhandled(10).length === 0, "second handled");
+      assert.equal(t.calls.length, 1, "the second message reached the agent");
+      const b = new LoopBudget(t.store, 1, 3_600_000).view(PEER_A);
+      assert.equal(b.exhausted, true);
+      assert.equal(b.heldBack, 1);
+      const out: string[] = [];
+      const code = await runCli("status", resolveSettings({ data_dir: t.dataDir, yggdrasil: "off", loop_budget: 1 }), [], { json: true }, { write: (s: string) => (out.push(s), true) } as any);
+      assert.equal(code, 0);
+      const st = JSON.parse(out.join(""));
+      assert.equal(st.openclaw.loopBudget.peers[0].exhausted, true);
+    } finally {
+      await t.stop();
+    }
+  });
+});
+
+describe("CLI commands and tools", () => {
+  it("status/add/peers/usage errors, with --json", async () => {
+    const dir = tmp();
+    try {
+      const s = resolveSettings({ data_dir: join(dir, "d"), yggdrasil: "off" });
+      const run = async (name: string, args: string[], o: Record<string, unknown> = {}) => {
+        const out: string[] = [];
+        const err: string[] = [];
+        const code = await runCli(name, s, args, { json: true, ...o }, { write: (x: string) => (out.push(x), true) } as any, { write: (x: string) => (err.push(x), true) } as any);
+        return { code, json: out.length ? JSON.parse(out.join("")) : undefined };
+      };
+      const st = await run("status", []);
+      assert.equal(st.code, 0);
+      assert.equal(st.json.node.running, false);
+      const add = await run("add", [PEER_A], { alias: "alice" });
+      assert.equal(add.json.trust, "trusted");
+      const peers = await run("peers", []);
+      assert.equal(peers.json[0].alias, "alice");
+      const bad = await run("add", [PEER_B], { port: "x" });
+      assert.equal(bad.code, 2);
+      assert.equal(bad.json.error, "P2P_ERR_BAD_ARGUMENT");
+      const missing = await run("remove", ["nobody"]);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.json.error, "P2P_ERR_PEER_NOT_FOUND");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("tools in a peer's session cannot add peers, list contacts, or write to other peers", async () => {
+    const dir = tmp();
+    try {
+      const config = { plugins: { entries: { "ipv6-p2p": { config: { data_dir: join(dir, "d"), yggdrasil: "off", loop_budget: 1 } } } } };
+      type T = { execute(id: string, p: Record<string, unknown>): Promise<{ details: any }> };
+      const op: Record<string, T> = Object.fromEntries(createTools({ config }, undefined, { send: fakeSend }).map((t) => [t.name, t]));
+      assert.equal((await op.p2p_add_peer!.execute("1", { address: PEER_A, alias: "alice" })).details.trust, "trusted");
+      await op.p2p_add_peer!.execute("2", { address: PEER_B, alias: "bob" });
+      const peer: Record<string, T> = Object.fromEntries(createTools({ config, sessionKey: `agent:main:ipv6-p2p:direct:${idOf(PEER_A)}` }, undefined, { send: fakeSend }).map((t) => [t.name, t]));
+      assert.equal((await peer.p2p_add_peer!.execute("3", { address: PEER_C })).details.error, "P2P_ERR_BAD_ARGUMENT");
+      assert.equal((await peer.p2p_list_peers!.execute("4", {})).details.error, "P2P_ERR_BAD_ARGUMENT");
+      assert.equal((await peer.p2p_send_message!.execute("5", { peer: "bob", text: "x" })).details.error, "P2P_ERR_BAD_ARGUMENT");
+      const back = await peer.p2p_send_message!.execute("6", { text: "back to you" });
+      assert.equal(back.details.peer, PEER_A, JSON.stringify(back.details));
+      const again = await peer.p2p_send_message!.execute("7", { text: "and again" });
+      assert.equal(again.details.error, "P2P_ERR_RATE_LIMITED"); // loop budget 1
+      const st = await peer.p2p_status!.execute("8", {});
+      assert.equal((st.details as Record<string, unknown>).pendingPeers, undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
