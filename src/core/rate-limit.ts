@@ -11,10 +11,21 @@ const MAX_TRACKED_SOURCES = 16_384;
 
 export class RateLimiter {
   readonly #limit: RateLimit;
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  /** `told`: a 429 went out since the bucket last had a token. */
+  readonly #buckets = new Map<string, { tokens: number; at: number; told: boolean }>();
 
   constructor(limit: RateLimit) {
     this.#limit = limit;
+  }
+
+  /**
+   * Whether to drop a new connection from `source` without any HTTP: it is out of tokens and was already answered
+   * 429 while out of tokens (so it knows, and keeps going anyway). Consumes nothing.
+   */
+  shouldDrop(source: string, nowMs = performance.now()): boolean {
+    const b = this.#buckets.get(source);
+    if (!b || !b.told) return false;
+    return b.tokens + ((nowMs - b.at) / 1000) * this.#limit.perSecond < 1;
   }
 
   /** Takes one token for `source`. Returns 0 when allowed, else the whole seconds to wait (>= 1). */
@@ -26,14 +37,16 @@ export class RateLimiter {
       b.tokens = Math.min(burst, b.tokens + ((nowMs - b.at) / 1000) * perSecond);
       b.at = nowMs;
     } else {
-      b = { tokens: burst, at: nowMs };
+      b = { tokens: burst, at: nowMs, told: false };
       if (this.#buckets.size >= MAX_TRACKED_SOURCES) this.#buckets.delete(this.#buckets.keys().next().value!);
     }
     this.#buckets.set(source, b);
     if (b.tokens >= 1) {
       b.tokens -= 1;
+      b.told = false;
       return 0;
     }
+    b.told = true;
     return Math.max(1, Math.ceil((1 - b.tokens) / perSecond));
   }
 }

@@ -13,7 +13,7 @@ import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Store } from "./store.ts";
-import { buildPingProof, decodeJsonBody, parseEnvelope, parseNonce, signReceiptAsync, verifyEnvelopeAsync } from "./wire.ts";
+import { buildPingProof, buildReceipt, decodeJsonBody, parseEnvelope, parseNonce, signReceiptAsync, verifyEnvelope, verifyEnvelopeAsync } from "./wire.ts";
 import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
 
 export interface PeerServerOptions {
@@ -37,6 +37,8 @@ const MAX_CONNECTIONS_PER_SOURCE = 32;
 /** How often Node enforces the header and request timeouts (its default, 30 s, would stretch them to 30 s). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const LISTEN_BACKLOG = 4096;
+/** Signature jobs queued on libuv's pool (4 threads by default) before the server verifies inline instead. */
+const MAX_POOLED_CRYPTO_JOBS = 4;
 const PROTOCOL_VERSIONS = [1, 2];
 
 class Refusal {
@@ -57,6 +59,7 @@ export class PeerServer {
   readonly #batcher: CommitBatcher;
   #closing = false;
   readonly #perSource = new Map<string, number>();
+  #pooled = 0;
   readonly #selfSigner: KeyPair & { address: string; publicKeyBase64: string };
 
   constructor(o: PeerServerOptions) {
@@ -89,12 +92,28 @@ export class PeerServer {
     });
   }
 
+  /**
+   * Signature work goes to the thread pool while few jobs are queued there (spreading it over every core), and runs
+   * inline once the pool is busy: an unbounded pool queue would let a flood of bad signatures delay everyone's
+   * messages by seconds, while inline work keeps the event loop's natural back-pressure.
+   */
+  async #crypto<T>(pooled: () => Promise<T>, inline: () => T): Promise<T> {
+    if (this.#pooled >= MAX_POOLED_CRYPTO_JOBS) return inline();
+    this.#pooled++;
+    try {
+      return await pooled();
+    } finally {
+      this.#pooled--;
+    }
+  }
+
   /** Caps connections per source before any HTTP parsing: one flooding source cannot starve the others. */
   #admit(socket: Socket): void {
-    const src = parseIPv6(socket.remoteAddress ?? "");
-    const key = src && src[0] === 0x03 ? formatIPv6(subnetOf(src)) : (socket.remoteAddress ?? "?");
+    const key = rateKey(socket.remoteAddress);
     const n = (this.#perSource.get(key) ?? 0) + 1;
-    if (n > MAX_CONNECTIONS_PER_SOURCE) {
+    // A source that was already answered 429 and is still over its rate gets no HTTP at all until it slows down:
+    // dropping a connection costs far less than parsing and refusing a request, which keeps others served.
+    if (n > MAX_CONNECTIONS_PER_SOURCE || this.#limiter.shouldDrop(key)) {
       socket.destroy();
       return;
     }
@@ -140,15 +159,18 @@ export class PeerServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // 1. The source must be a Yggdrasil address. No switch turns this off.
     const src = parseIPv6(req.socket.remoteAddress ?? "");
-    if (!src || !isYggdrasilAddress(src)) return this.#refuse(res, new Refusal("P2P_ERR_SOURCE_NOT_YGGDRASIL"), true);
+    const bucket = rateKey(req.socket.remoteAddress);
+    if (!src || !isYggdrasilAddress(src)) {
+      this.#limiter.take(bucket); // counted too, so that a flood from outside the mesh is dropped at accept
+      return this.#refuse(res, new Refusal("P2P_ERR_SOURCE_NOT_YGGDRASIL"), true);
+    }
     const source = formatIPv6(src);
     if (this.#closing) return this.#refuse(res, new Refusal("P2P_ERR_SHUTTING_DOWN"), true);
 
     // 2. Rate limit per source (a 300::/8 subnet belongs to one key: limit it as one source).
-    const bucket = src[0] === 0x03 ? formatIPv6(subnetOf(src)) : source;
     const wait = this.#limiter.take(bucket);
-    // Kept alive: a limited client that reconnects for every try costs us more than one that waits on its socket.
-    if (wait > 0) return this.#refuse(res, new Refusal("P2P_ERR_RATE_LIMITED", undefined, { "Retry-After": String(wait) }));
+    // Closed, and further connections from this source are dropped at accept until its bucket refills (#admit).
+    if (wait > 0) return this.#refuse(res, new Refusal("P2P_ERR_RATE_LIMITED", undefined, { "Retry-After": String(wait) }), true);
 
     const url = req.url ?? "/";
     const q = url.indexOf("?");
@@ -214,12 +236,15 @@ export class PeerServer {
     if (env.to !== self.address) return new Refusal("P2P_ERR_WRONG_RECIPIENT", `this node is ${self.address}, not ${env.to}`);
     const now = Date.now();
     if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
-    if (!(await verifyEnvelopeAsync(env))) return new Refusal("P2P_ERR_BAD_SIGNATURE");
+    if (!(await this.#crypto(() => verifyEnvelopeAsync(env), () => verifyEnvelope(env)))) return new Refusal("P2P_ERR_BAD_SIGNATURE");
     const bound = this.#bindKey(ctx.src, env.from, env.key, now);
     if (bound) return bound;
     const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now });
     if (outcome instanceof Refusal) return outcome;
-    const receipt = await signReceiptAsync(this.#selfSigner, env, outcome.storedAt);
+    const receipt = await this.#crypto(
+      () => signReceiptAsync(this.#selfSigner, env, outcome.storedAt),
+      () => buildReceipt(this.#o.self, env, outcome.storedAt),
+    );
     return { ok: true, duplicate: outcome.duplicate, receipt };
   }
 
@@ -302,11 +327,14 @@ export class PeerServer {
   }
 }
 
-/** The /64 of an address, host half zeroed. */
-function subnetOf(addr: Uint8Array): Uint8Array {
-  const out = new Uint8Array(16);
-  out.set(addr.subarray(0, 8));
-  return out;
+/** The unit of rate and connection limits: the source address, or its whole /64 for a 300::/8 source. */
+function rateKey(remote: string | undefined): string {
+  const src = parseIPv6(remote ?? "");
+  if (!src) return remote ?? "?";
+  if (src[0] !== 0x03) return formatIPv6(src);
+  const net = new Uint8Array(16);
+  net.set(src.subarray(0, 8));
+  return formatIPv6(net);
 }
 
 interface RouteContext {

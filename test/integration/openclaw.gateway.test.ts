@@ -64,7 +64,8 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
     // A third identity ("stranger") that B has never heard of, sending from A's namespace.
     strangerDir = join(work, "stranger");
     const stranger = Node.open({ dataDir: strangerDir, config: { yggdrasil: "off" } });
-    nsA.addAddress(aDev, `${stranger.identity.address}/7`);
+    // Deprecated (preferred_lft 0), so the kernel never picks it as A's source address; the stranger binds it.
+    nsA.exec("ip", ["-6", "addr", "add", `${stranger.identity.address}/128`, "dev", aDev, "nodad", "preferred_lft", "0"]);
     stranger.close();
 
     for (const inst of [a, b]) {

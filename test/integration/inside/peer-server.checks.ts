@@ -122,13 +122,21 @@ describe("peer server checks through real sockets", () => {
     await refused(await http("::1", "::1", "GET", "/v2/ping?nonce=AAAAAAAAAAAAAAAAAAAAAA"), 403, "P2P_ERR_SOURCE_NOT_YGGDRASIL");
   });
 
-  it("2. rate-limits a source with 429 and Retry-After", async () => {
+  it("2. rate-limits a source with 429 and Retry-After, then drops its connections until it slows down", async () => {
     const s = newSender();
+    const statuses: number[] = [];
     let last: Reply | undefined;
-    for (let i = 0; i < RATE.burst + 3; i++) last = await http(s.address, self, "GET", "/peer/ping");
-    assert.equal(last!.status, 429);
+    for (let i = 0; i < RATE.burst + 3 && last?.status !== 429; i++) {
+      last = await http(s.address, self, "GET", "/peer/ping");
+      statuses.push(last.status);
+    }
+    assert.deepEqual(statuses, [...Array(RATE.burst).fill(200), 429]);
     assert.equal(last!.json.error, "P2P_ERR_RATE_LIMITED");
     assert.ok(Number(last!.headers["retry-after"]) >= 1);
+    // Told once; hammering on gets no HTTP at all (cheaper for the node than refusing each request).
+    await assert.rejects(http(s.address, self, "GET", "/peer/ping"), { code: "ECONNRESET" });
+    await new Promise((r) => setTimeout(r, 1000 / RATE.perSecond + 100));
+    assert.equal((await http(s.address, self, "GET", "/peer/ping")).status, 200, "served again once a token refilled");
     await stillAccepts();
   });
 
