@@ -54,6 +54,7 @@ const HEARTBEAT_FILE = "node.json";
 const HEARTBEAT_INTERVAL_MS = 10_000;
 const HEARTBEAT_STALE_MS = 45_000;
 const PRUNE_INTERVAL_MS = 10 * 60_000;
+const MESH_WATCH_INTERVAL_MS = 5_000;
 const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 const SELF_ADDRESS_META = "self_address";
 /** Yggdrasil mode "off": the host manages the mesh (or the tests put addresses on interfaces themselves). */
@@ -85,6 +86,8 @@ export class Node {
   #state: "open" | "starting" | "running" | "stopping" | "closed" = "open";
   #since = 0;
   #inboundListeners = new Set<() => void>();
+  #meshWatching = false;
+  #meshSeen: { pid: number | undefined; up: number } | undefined;
   /** Source address to bind for outgoing connections (tests only). */
   #localAddress: string | undefined;
 
@@ -149,6 +152,7 @@ export class Node {
       this.#writeHeartbeat();
       this.#timers.push(setInterval(() => this.#writeHeartbeat(), HEARTBEAT_INTERVAL_MS));
       this.#timers.push(setInterval(() => this.#prune(), PRUNE_INTERVAL_MS));
+      if (this.#ygg) this.#timers.push(setInterval(() => void this.#watchMesh(), MESH_WATCH_INTERVAL_MS));
       this.#timers.forEach((t) => t.unref());
       this.#state = "running";
     } catch (err) {
@@ -334,6 +338,32 @@ export class Node {
       pendingPeers: this.store.listPeers({ trust: "pending", limit: 50 }),
       keyMismatches: this.store.listPeers({ limit: 10_000 }).filter((p) => p.lastKeyMismatchAt !== null),
     };
+  }
+
+  /**
+   * Keeps the mesh and the outbox in step: re-dials lost Yggdrasil peers, and when the daemon was restarted or a mesh
+   * peer came up, retries queued messages now instead of waiting out their backoff (which may be minutes).
+   */
+  async #watchMesh(): Promise<void> {
+    if (this.#state !== "running" || !this.#ygg || this.#meshWatching) return;
+    this.#meshWatching = true;
+    try {
+      await this.#ygg.redial().catch((err) => this.#log.debug(`yggdrasil redial: ${(err as Error).message}`));
+      const s = await this.#ygg.status();
+      const up = (s.peers ?? []).filter((p) => p.up).length;
+      const prev = this.#meshSeen;
+      this.#meshSeen = { pid: s.pid, up };
+      if (prev && (s.pid !== prev.pid || up > prev.up) && s.state === "running") {
+        const n = this.store.rescheduleQueued(Date.now());
+        if (n > 0) this.#log.info(`mesh changed (daemon ${s.pid !== prev.pid ? "restarted" : "gained a peer"}): retrying ${n} queued message(s) now`);
+        this.#outbox?.kick();
+        this.#writeHeartbeat();
+      }
+    } catch (err) {
+      this.#log.debug(`mesh watch: ${(err as Error).message}`);
+    } finally {
+      this.#meshWatching = false;
+    }
   }
 
   #writeHeartbeat(): void {

@@ -219,6 +219,7 @@ export class Store {
   #insertOutbound: StatementSync;
   #claimDue: StatementSync;
   #claimOne: StatementSync;
+  #rescheduleQueued: StatementSync;
   #markDelivered: StatementSync;
   #markRetry: StatementSync;
   #markFailed: StatementSync;
@@ -300,6 +301,9 @@ export class Store {
     this.#markDelivered = p(
       `UPDATE messages SET state = ?, receipt = ?, delivered_at = ?, lease_until = NULL, next_attempt_at = NULL
        WHERE direction = 'out' AND id = ? AND state IN ('queued', 'failed')`,
+    );
+    this.#rescheduleQueued = p(
+      "UPDATE messages SET next_attempt_at = ? WHERE direction = 'out' AND state = 'queued' AND next_attempt_at > ?",
     );
     this.#markRetry = p(
       `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL
@@ -641,6 +645,11 @@ export class Store {
     this.#run("mark a message delivered", () => {
       this.#markDelivered.run(receiptJson === null ? "sent" : "delivered", receiptJson, deliveredAt, id);
     });
+  }
+
+  /** Makes every queued outbound row due now (the mesh came back); returns how many. Leases are left alone. */
+  rescheduleQueued(now: number): number {
+    return this.#run("reschedule queued messages", () => Number(this.#rescheduleQueued.run(now, now).changes));
   }
 
   /** attempts++, next try at `nextAttemptAt`, lease released. Only a queued row changes. */

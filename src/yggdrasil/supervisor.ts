@@ -413,6 +413,30 @@ export class YggdrasilSupervisor {
     }
   }
 
+  /**
+   * Dials again every configured peer that has no live link. Yggdrasil 0.4 re-dials a lost configured peer only
+   * once a minute, and `addPeer` of a configured URI does not dial; `removePeer` then `addPeer` does, within a
+   * second. The node calls this every few seconds so that a restarted hub or a late peer is back quickly.
+   * Returns how many peers were dialled.
+   */
+  redial(): Promise<number> {
+    return this.#enqueue(async () => {
+      const socket = this.#effective === "spawn" ? this.#paths.adminSocket : this.#systemSocket;
+      if (this.#state !== "running" || !socket || this.#binary?.line === "0.5") return 0;
+      const wanted = this.#effective === "spawn" ? this.#peers : [...this.#systemAdded];
+      if (wanted.length === 0) return 0;
+      const live = new Set((await getPeers(socket, STATUS_ADMIN_TIMEOUT_MS)).filter((p) => p.up && p.uri).map((p) => p.uri));
+      let n = 0;
+      for (const uri of wanted) {
+        if (live.has(uri)) continue;
+        await removePeer(socket, uri);
+        await addPeer(socket, uri);
+        n++;
+      }
+      return n;
+    });
+  }
+
   /** A snapshot; when running, peers (and for system mode the address) are read live from the admin socket. */
   async status(): Promise<YggStatus> {
     const s: YggStatus = {

@@ -133,3 +133,15 @@ test("listOutbox pages newest first and filters by state", (t) => {
     code: "P2P_ERR_BAD_ARGUMENT",
   });
 });
+
+test("rescheduleQueued makes waiting queued messages due now, and leaves delivered ones alone", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("waiting"), 100);
+  store.markRetry("waiting", 600_000, "unreachable");
+  store.enqueueOutbound(outbound("done"), 100);
+  store.markDelivered("done", RECEIPT, 150);
+  assert.equal(store.claimDue(200, 10, 1000).length, 0, "nothing is due before");
+  assert.equal(store.rescheduleQueued(200), 1);
+  assert.deepEqual(store.claimDue(200, 10, 1000).map((m) => m.id), ["waiting"]);
+  assert.equal(store.getMessage("out", "done")!.state, "delivered");
+});
