@@ -174,7 +174,7 @@ export class Node {
       listen: this.config.yggdrasilListen,
       multicast: this.config.yggdrasilMulticast,
       adminSocket: this.config.yggdrasilAdminSocket,
-      log: (level, msg) => this.#log[level](`yggdrasil: ${msg}`),
+      log: (level, msg) => this.#log[level](msg), // the supervisor prefixes its own lines
     });
     try {
       this.#yggStatus = await this.#ygg.start();

@@ -6,6 +6,7 @@
  * Each attempt signs the envelope afresh with the current time (same id), so a message queued for days still passes
  * the receiver's +-5 minute window.
  */
+import { keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { deliverV1, deliverV2, type Delivery } from "./client.ts";
 import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
@@ -78,7 +79,10 @@ export class Outbox {
       case "delivered": {
         const receipt = d.receipt ? JSON.stringify(d.receipt) : null;
         // A peer whose address is not derived from its app key (system-mode Yggdrasil) is pinned on first receipt.
-        if (d.receipt && !peer?.publicKey) store.bindKey(row.peer, d.receipt.key, "tofu", done);
+        if (d.receipt && !peer?.publicKey) {
+          const derived = keyMatchesAddress(Buffer.from(d.receipt.key, "base64"), parseIPv6(row.peer)!);
+          store.bindKey(row.peer, d.receipt.key, derived ? "derived" : "tofu", done);
+        }
         store.markDelivered(row.id, receipt, d.storedAt);
         // Without a receipt (legacy v1 peers) the store records "sent": accepted, but storage is not proven.
         return receipt ? { state: "delivered", deliveredAt: d.storedAt, receipt } : { state: "sent", sentAt: d.storedAt };

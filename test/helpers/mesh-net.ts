@@ -167,3 +167,16 @@ export function startRun(ns: Namespace, dataDir: string, args: string[], o: { no
     });
   });
 }
+
+/**
+ * Why the "no privilege" cases cannot be shown here, if so: a yggdrasil binary that carries cap_net_admin (someone
+ * ran `declaw setup` as root on this machine) lets even `nobody` create a TUN.
+ */
+export async function binaryGrantsNetAdmin(): Promise<string | false> {
+  const { checkPrivileges } = await import("../../src/yggdrasil/privileges.ts");
+  const { findYggdrasilBinary } = await import("../../src/yggdrasil/binary.ts");
+  const bin = findYggdrasilBinary();
+  if (!bin) return false;
+  const r = await checkPrivileges(bin);
+  return r.binaryCapNetAdmin === true ? `${bin} has cap_net_admin (undo with: setcap -r ${bin}); an unprivileged user can spawn it` : false;
+}

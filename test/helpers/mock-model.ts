@@ -77,10 +77,36 @@ export function summarize(req: ChatRequest): RequestSummary {
   };
 }
 
+/**
+ * The message itself from OpenClaw's user-turn text: without the leading `[time]`, the `Conversation info` JSON block
+ * and the trailing `Runtime:` line.
+ */
+export function messageBody(text: string): string {
+  return text
+    .replace(/^\[[^\]\n]*\]\s*/, "")
+    .replace(/Conversation info:[^\n]*\n```json\n[\s\S]*?\n```\s*/g, "")
+    .replace(/\n+Runtime:[^\n]*$/, "")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
+/** User texts of the current turn: the user messages after the last assistant message. */
+export function currentTurnUserTexts(msgs: ChatMessage[]): string[] {
+  const out: string[] = [];
+  for (const m of [...msgs].reverse()) {
+    if (m.role === "assistant") break;
+    if (m.role === "user") out.push(stripInternalContext(textOf(m.content)));
+  }
+  return out.filter((t) => t !== "");
+}
+
 export const defaultScript: Script = (req) => {
   const msgs = req.messages ?? [];
   const last = msgs.at(-1);
   if (last?.role === "tool") return { text: `tool said: ${textOf(last.content).slice(0, 300)}` };
+  // Two agents running this mock would answer each other forever: a turn started by a mock's answer (including
+  // OpenClaw's retry of it) gets OpenClaw's silent token.
+  if (currentTurnUserTexts(msgs).some((t) => t.includes("mock reply:"))) return { text: "NO_REPLY" };
   const user = lastUserText(msgs);
   const m = /CALL_TOOL\s+([a-z0-9_]+)\s*(\{[^\n]*\})?/i.exec(user);
   if (m) {
@@ -90,11 +116,7 @@ export const defaultScript: Script = (req) => {
     } catch { /* bad JSON in a test prompt: call without arguments */ }
     return { toolCall: { name: m[1]!, arguments: args } };
   }
-  // Two agents running this mock would answer each other forever: a reply to a mock reply is OpenClaw's silent token.
-  if (user.includes("mock reply:")) return { text: "NO_REPLY" };
-  // The prompt wraps the user's text in an envelope; keep the tail, where the message itself is.
-  const body = user.trim().split("\n").at(-1) ?? "";
-  return { text: `mock reply: ${body.slice(0, 200)}` };
+  return { text: `mock reply: ${messageBody(user).slice(0, 200)}` };
 };
 
 function readBody(req: IncomingMessage, limit = 16 * 1024 * 1024): Promise<string> {
@@ -154,7 +176,7 @@ export interface MockModel {
   close(): Promise<void>;
 }
 
-export function startMockModel(o: { port?: number; host?: string; script?: Script; onRequest?: (s: RequestSummary) => void } = {}): Promise<MockModel> {
+export function startMockModel(o: { port?: number; host?: string; script?: Script; onRequest?: (s: RequestSummary) => void; onBody?: (b: ChatRequest) => void } = {}): Promise<MockModel> {
   const host = o.host ?? "127.0.0.1";
   if (host !== "127.0.0.1" && host !== "::1" && host !== "localhost") throw new RangeError("the mock model only binds loopback");
   const script = o.script ?? defaultScript;
@@ -172,6 +194,7 @@ export function startMockModel(o: { port?: number; host?: string; script?: Scrip
         const s = summarize(body);
         requests.push(s);
         o.onRequest?.(s);
+        o.onBody?.(body);
         handleChat(res, body, script(body));
         return;
       }
@@ -216,6 +239,7 @@ if (import.meta.main) {
     port: Number(opt("--port") ?? 0),
     host: opt("--host") ?? "127.0.0.1",
     onRequest: (s) => process.stdout.write(`${JSON.stringify({ request: s })}\n`),
+    onBody: args.includes("--log-bodies") ? (b) => process.stderr.write(`${JSON.stringify({ body: b })}\n`) : undefined,
   });
   process.stdout.write(`${JSON.stringify({ listening: m.port })}\n`);
   const stop = () => void m.close().then(() => process.exit(0));

@@ -85,6 +85,12 @@ export class OpenClawInstance {
     return this.cliJson<T>(["gateway", "call", method, "--json", "--params", JSON.stringify(params)]);
   }
 
+  /** `openclaw plugins install --force --accept-capabilities npm-pack:<tarball>`; throws with the output on failure. */
+  async installPlugin(tarball: string): Promise<void> {
+    const r = await this.cli(["plugins", "install", "--force", "--accept-capabilities", `npm-pack:${tarball}`]);
+    if (r.code !== 0) throw new Error(`${this.name}: plugins install failed (${r.code})\n${r.stderr}\n${r.stdout}`);
+  }
+
   configFile(): string {
     return join(this.home, ".openclaw", "openclaw.json");
   }

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { cli, tempDir, waitFor, type RunningNode } from "../helpers/declaw.ts";
-import { cliAsNobody, meshAddresses, nobodyCannotRunCli, NOBODY_UID, startRun, startSystemDaemon, tunAddress, yggdrasilPidsIn } from "../helpers/mesh-net.ts";
+import { binaryGrantsNetAdmin, cliAsNobody, meshAddresses, nobodyCannotRunCli, NOBODY_UID, startRun, startSystemDaemon, tunAddress, yggdrasilPidsIn } from "../helpers/mesh-net.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 import { YGGDRASIL_BINARY } from "../helpers/ygg-cli.ts";
 
@@ -25,7 +25,7 @@ const avail = netnsAvailable();
 const skipMesh: string | false = !avail.ok
   ? avail.reason
   : !YGGDRASIL_BINARY ? "the yggdrasil binary is not installed (sudo apt install yggdrasil); the mesh suites need a real daemon" : false;
-const skipNobody: string | false = skipMesh || (nobodyCannotRunCli() ?? false);
+const skipNobody: string | false = skipMesh || (nobodyCannotRunCli() ?? false) || (await binaryGrantsNetAdmin());
 const YGG_PORT = 12345;
 
 interface MeshPeer { address: string; up: boolean; uri?: string }

@@ -6,7 +6,7 @@
  *
  * Needs `openclaw` installed (the entry imports openclaw/plugin-sdk/channel-core); skipped otherwise.
  */
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,12 +42,18 @@ async function fakeSend(node: Node, peer: string, text: string): Promise<SendRes
   return { state: "queued", id: m.id, peer: row.address, reason: "test: not sent", nextAttemptAt: now };
 }
 
+const tmpDirs: string[] = [];
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), "declaw-oca-"));
+  const d = mkdtempSync(join(tmpdir(), "declaw-oca-"));
+  tmpDirs.push(d);
+  return d;
 }
+after(() => {
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+});
 
 function fakeApi(mode: string, pluginConfig: Record<string, unknown>) {
-  const reg = { tools: [] as unknown[], toolOpts: [] as any[], commands: [] as any[], services: [] as any[], clis: [] as any[], channels: [] as any[] };
+  const reg = { tools: [] as unknown[], toolOpts: [] as any[], commands: [] as any[], services: [] as any[], clis: [] as any[], channels: [] as any[], routes: [] as unknown[], methods: [] as string[], descriptors: [] as unknown[] };
   const api: any = {
     id: "ipv6-p2p",
     name: "IPv6 P2P",
@@ -62,6 +68,10 @@ function fakeApi(mode: string, pluginConfig: Record<string, unknown>) {
     registerService: (s: unknown) => reg.services.push(s),
     registerCli: (r: unknown, o: unknown) => reg.clis.push({ r, o }),
     registerChannel: (c: unknown) => reg.channels.push(c),
+    // Control UI surfaces (control-ui.ts): recorded, not exercised here.
+    registerHttpRoute: (r: unknown) => reg.routes.push(r),
+    registerGatewayMethod: (m: string) => reg.methods.push(m),
+    session: { controls: { registerControlUiDescriptor: (d: unknown) => reg.descriptors.push(d) } },
   };
   return { api, reg };
 }
@@ -97,6 +107,18 @@ describe("entry and manifest", { skip: !haveOpenClaw && "openclaw not installed"
     entry.register(disc.api);
     assert.equal(disc.reg.tools.length, 1);
     assert.equal(disc.reg.services.length + disc.reg.commands.length, 0);
+  });
+
+  it("only the agent's final answer goes to the peer: no error notices, reasoning or status", async () => {
+    const { isAnswer } = await import("../../src/hosts/openclaw/dispatch.ts");
+    assert.equal(isAnswer({ text: "hi" }, "final"), true);
+    assert.equal(isAnswer({ text: "hi" }, undefined), true);
+    assert.equal(isAnswer({ text: "⚠️ Agent couldn't generate a response. Please try again.", isError: true }, "final"), false);
+    assert.equal(isAnswer({ text: "thinking", isReasoning: true }, "final"), false);
+    assert.equal(isAnswer({ text: "💬 checking", isCommentary: true }, "final"), false);
+    assert.equal(isAnswer({ text: "switching model", isFallbackNotice: true }, "final"), false);
+    assert.equal(isAnswer({ text: "partial" }, "block"), false);
+    assert.equal(isAnswer({ text: "tool output" }, "tool"), false);
   });
 
   it("manifest schema defaults match the code's defaults", () => {
@@ -210,9 +232,10 @@ describe("inbound loop", () => {
         status.push(s);
       },
     };
-    const reply = { text: "" as string | undefined };
+    const reply = { text: "" as string | undefined, gate: undefined as Promise<void> | undefined };
     const dispatch = async (p: Record<string, any>) => {
       calls.push(p);
+      if (reply.gate && p.rawBody.startsWith("slow")) await reply.gate;
       if (reply.text) await p.deliver({ text: reply.text });
     };
     const inbound = (peer: string, content: string) => {
@@ -299,6 +322,43 @@ describe("inbound loop", () => {
       await o.waitFor(() => o.calls.length === 1, "open policy dispatch");
     } finally {
       await o.stop();
+    }
+  });
+
+  it("a slow turn with one peer does not hold up another peer", async () => {
+    const t = setup({});
+    try {
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      t.store.upsertPeer({ address: PEER_B, trust: "trusted" });
+      let open!: () => void;
+      t.reply.gate = new Promise<void>((r) => (open = r));
+      t.inbound(PEER_A, "slow one");
+      t.inbound(PEER_A, "after the slow one");
+      await t.waitFor(() => t.calls.length === 1, "slow dispatch started");
+      t.inbound(PEER_B, "quick one");
+      await t.waitFor(() => t.calls.some((c) => c.rawBody === "quick one"), "other peer dispatched meanwhile");
+      assert.ok(!t.calls.some((c) => c.rawBody === "after the slow one"), "same peer's next message overtook the running turn");
+      open();
+      await t.waitFor(() => t.calls.some((c) => c.rawBody === "after the slow one"), "same peer continues in order");
+      await t.waitFor(() => t.store.listUnhandled(10).length === 0, "all handled");
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("held messages of pending peers never starve trusted peers", async () => {
+    const t = setup({});
+    try {
+      t.store.upsertPeer({ address: PEER_B, trust: "pending" });
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      const now = Date.now();
+      const flood = Array.from({ length: 250 }, (_, i) => ({ id: newMessageId(now + i), peer: PEER_B, kind: "chat", content: `flood ${i}`, ts: now, protocol: 2 as const, storedAt: now }));
+      t.store.acceptInbound(flood);
+      t.inbound(PEER_A, "trusted after the flood");
+      await t.waitFor(() => t.calls.some((c) => c.rawBody === "trusted after the flood"), "trusted message dispatched");
+      assert.equal(t.calls.length, 1);
+    } finally {
+      await t.stop();
     }
   });
 

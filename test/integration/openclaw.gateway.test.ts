@@ -12,7 +12,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
@@ -77,6 +77,10 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
 
   after(async () => {
     await Promise.allSettled([a?.stopGateway(5_000), b?.stopGateway(5_000)]);
+    if (process.env.DECLAW_KEEP_TMP && work) {
+      for (const inst of [a, b]) if (inst) writeFileSync(join(work, `${inst.name}-gateway.log`), inst.gatewayLog);
+      process.stderr.write(`kept ${work}\n`);
+    }
     a?.stopModel();
     b?.stopModel();
     await net?.destroy();
@@ -170,6 +174,15 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
     assert.equal(a.modelRequests.length, before, "the slash command went to the model");
   });
 
+  it("/p2p-send in a peer's session sends to that peer, model bypassed", async () => {
+    const before = a.modelRequests.length;
+    await a.gatewayCall("chat.send", { sessionKey: a.sessionKeyFor(b), message: "/p2p-send typed in the peer session", idempotencyKey: `ps-${Date.now()}` });
+    await b.waitFor(() => inbox(b.dataDir, a.address).some((m) => m.content === "typed in the peer session"), STEP_MS, "slash-sent message in B's inbox");
+    const h = historyTexts(await a.gatewayCall("chat.history", { sessionKey: a.sessionKeyFor(b) }));
+    assert.ok(h.some((m) => m.role === "assistant" && /p2p: delivered to/.test(m.text)), JSON.stringify(h.slice(-3)));
+    assert.ok(!a.modelRequests.slice(before).some((r) => r.lastUser.includes("/p2p-send")), "the slash command went to the model");
+  });
+
   it("tools run through tools.invoke", async () => {
     const st = await a.gatewayCall("tools.invoke", { name: "p2p_status", args: {} });
     assert.equal(st.ok, true, JSON.stringify(st));
@@ -217,8 +230,12 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
   });
 
   it("after `openclaw plugins reload ipv6-p2p` inbound still reaches the agent", async () => {
+    const starts = () => b.gatewayLog.match(/watching \S+ for inbound messages/g)?.length ?? 0;
+    const startsBefore = starts();
     const r = await b.cli(["plugins", "reload", "ipv6-p2p"]);
     assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
+    // The channel account was restarted by the reload (a new inbound loop started).
+    await b.waitFor(() => starts() > startsBefore, STEP_MS, "channel account restart after reload");
     // The reload restarts the service (node) and the channel account; give them time to come back.
     await b.waitFor(() => {
       const hb = b.heartbeat();

@@ -13,11 +13,13 @@ import { join } from "node:path";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 import { SupervisorChild, processAlive, waitFor, yggdrasilPidsMentioning } from "../helpers/ygg-harness.ts";
 import { YGGDRASIL_BINARY } from "../helpers/ygg-cli.ts";
+import { binaryGrantsNetAdmin } from "../helpers/mesh-net.ts";
 import { getSelf } from "../../src/yggdrasil/admin.ts";
 
 const avail = netnsAvailable();
 const skip = !avail.ok ? avail.reason : !YGGDRASIL_BINARY ? "yggdrasil binary not installed" : false;
 const NOBODY_UID = 65534;
+const skipUnprivileged = skip || (await binaryGrantsNetAdmin());
 const dirs: string[] = [];
 function tempDir(owner?: number): string {
   const d = mkdtempSync(join(tmpdir(), "dcl-ygg-"));
@@ -87,7 +89,7 @@ test("system mode with no daemon answering throws P2P_ERR_YGG_ADMIN_UNREACHABLE 
   }
 });
 
-test("unprivileged (nobody), auto mode: state unavailable with a coded problem and fix, nothing thrown", { skip, timeout: 30_000 }, async () => {
+test("unprivileged (nobody), auto mode: state unavailable with a coded problem and fix, nothing thrown", { skip: skipUnprivileged, timeout: 30_000 }, async () => {
   const net = new Testnet();
   try {
     const ns = net.add();
@@ -109,7 +111,7 @@ test("unprivileged (nobody), auto mode: state unavailable with a coded problem a
   }
 });
 
-test("unprivileged (nobody), explicit spawn: the daemon's panic becomes P2P_ERR_YGG_NO_PRIVILEGE; no daemon left", { skip, timeout: 40_000 }, async () => {
+test("unprivileged (nobody), explicit spawn: the daemon's panic becomes P2P_ERR_YGG_NO_PRIVILEGE; no daemon left", { skip: skipUnprivileged, timeout: 40_000 }, async () => {
   const net = new Testnet();
   try {
     const ns = net.add();
@@ -129,7 +131,7 @@ test("unprivileged (nobody), explicit spawn: the daemon's panic becomes P2P_ERR_
   }
 });
 
-test("unprivileged (nobody), auto mode, root-only system socket: the group fix is offered", { skip, timeout: 60_000 }, async () => {
+test("unprivileged (nobody), auto mode, root-only system socket: the group fix is offered", { skip: skipUnprivileged, timeout: 60_000 }, async () => {
   const net = new Testnet();
   try {
     const ns = net.add();

@@ -156,8 +156,9 @@ export const COMMANDS: Record<string, Command> = {
     }),
   },
   setup: {
-    usage: "setup",
+    usage: "setup [--binary PATH]",
     summary: "check Yggdrasil (binary, privileges, socket) and do the one-time setup when run with the rights",
+    options: { binary: { type: "string" } },
     args: [0, 0],
     run: (ctx) => runSetup(ctx),
   },

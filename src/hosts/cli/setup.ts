@@ -24,15 +24,16 @@ export async function runSetup(ctx: CommandContext): Promise<CommandOutput> {
   const checks: Check[] = [];
   const actions: string[] = [];
   const { config } = loadConfigFile(ctx.dataDir);
-  const binary = findYggdrasilBinary();
+  const explicit = typeof ctx.flags.binary === "string" ? ctx.flags.binary : undefined;
+  const binary = findYggdrasilBinary(explicit);
   if (!binary) {
-    checks.push({ check: "yggdrasil binary", ok: false, detail: "not found on PATH or in the usual places", fix: installFix(platform) });
+    checks.push({ check: "yggdrasil binary", ok: false, detail: explicit ? `${explicit} is not an executable` : "not found on PATH or in the usual places", fix: installFix(platform) });
   } else {
     const info = await probeBinary(binary).catch(() => undefined);
     checks.push({ check: "yggdrasil binary", ok: true, detail: `${binary}${info ? ` (${info.version}, ${info.line} line)` : ""}` });
     let priv = await checkPrivileges(binary);
     if (!priv.root && !canSpawnTun(priv)) {
-      checks.push({ check: "TUN privilege", ok: false, detail: "this user cannot give a spawned daemon CAP_NET_ADMIN", fix: [`sudo setcap cap_net_admin+ep "$(command -v yggdrasil)"`, "or use a system daemon: sudo systemctl enable --now yggdrasil, then set yggdrasil to system"] });
+      checks.push({ check: "TUN privilege", ok: false, detail: "this user cannot give a spawned daemon CAP_NET_ADMIN", fix: [`sudo setcap cap_net_admin+ep ${binary}`, "or use a system daemon: sudo systemctl enable --now yggdrasil, then set yggdrasil to system"] });
     } else if (priv.root && priv.platform === "linux" && priv.binaryCapNetAdmin !== true) {
       // Root can spawn anyway; give the binary the capability so that unprivileged users (the gateway) can too.
       try {
@@ -48,7 +49,7 @@ export async function runSetup(ctx: CommandContext): Promise<CommandOutput> {
     }
     checks.push({ check: "/dev/net/tun", ok: priv.tunPresent, detail: priv.tunPresent ? "present" : "missing", fix: priv.tunPresent ? undefined : ["sudo modprobe tun", "in a container: run it with --device /dev/net/tun --cap-add NET_ADMIN"] });
   }
-  const ygg = await diagnoseYggdrasil({ mode: config.yggdrasil, dataDir: ctx.dataDir, adminSocket: config.yggdrasilAdminSocket });
+  const ygg = await diagnoseYggdrasil({ mode: config.yggdrasil, dataDir: ctx.dataDir, adminSocket: config.yggdrasilAdminSocket, binary: binary ?? explicit });
   checks.push({ check: `mode ${config.yggdrasil}`, ok: !ygg.problem, detail: ygg.problem ? ygg.problem.message : `would use ${ygg.effectiveMode}`, fix: ygg.problem?.fix });
   const ok = checks.every((c) => c.ok);
   const lines = checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.check}: ${c.detail}${c.fix && !c.ok ? c.fix.map((f) => `\n       fix: ${f}`).join("") : ""}`);

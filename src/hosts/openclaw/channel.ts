@@ -54,7 +54,7 @@ export const ipv6P2pChannel = createChatChannelPlugin<ResolvedAccount>({
       id: CHANNEL_ID,
       label: CHANNEL_LABEL,
       selectionLabel: "IPv6 P2P (Yggdrasil, signed agent-to-agent messages)",
-      docsPath: "https://github.com/declaw/declaw#readme",
+      docsPath: "https://www.npmjs.com/package/declaw",
       docsLabel: "declaw",
       blurb: "Direct signed messages between OpenClaw instances over Yggdrasil; no server in between.",
       markdownCapable: true,

@@ -1,7 +1,7 @@
 /**
  * The channel account's run loop (`gateway.startAccount`): polls the store for inbound messages not yet handed to the
  * host, applies the policy (policy.ts), and dispatches messages from trusted peers into one isolated session per peer
- * with `dispatchInboundDirectDm`; the agent's replies go back to that peer through the core. Also publishes the
+ * (dispatch.ts); the agent's final answers go back to that peer through the core. Also publishes the
  * channel status that `openclaw channels status` shows.
  *
  * Why a poll loop and not a socket callback: the peer server runs in the plugin service (another module instance,
@@ -16,6 +16,8 @@ import { decide, firstPairingNotice, LoopBudget } from "./policy.ts";
 import { peerIdOf } from "./target.ts";
 
 export const POLL_INTERVAL_MS = 500;
+/** Peers whose messages are handed to the agent at the same time (one turn at a time per peer). */
+export const MAX_PARALLEL_PEERS = 4;
 const STATUS_INTERVAL_MS = 5_000;
 const BATCH = 200;
 const MAX_CONTENT_BYTES = 32_768;
@@ -34,7 +36,7 @@ export interface LoopContext {
 export interface LoopDeps {
   /** Latest runtime config (hot reloads); falls back to ctx.cfg. */
   currentConfig?: () => unknown;
-  /** `dispatchInboundDirectDm` from openclaw/plugin-sdk/channel-inbound (injectable for tests). */
+  /** `dispatchPeerMessage` from dispatch.ts (injectable for tests: the SDK boundary). */
   dispatch?: (params: Record<string, unknown>) => Promise<unknown>;
   pollIntervalMs?: number;
   /** How replies and notices go out (tests replace it: no packets leave the machine). */
@@ -42,6 +44,7 @@ export interface LoopDeps {
 }
 
 export type SendFn = (node: Node, peer: string, text: string) => Promise<SendResult>;
+type DispatchFn = (p: Record<string, unknown>) => Promise<unknown>;
 const defaultSend: SendFn = (node, peer, text) => node.send(peer, text);
 
 // Messages being dispatched in this process. After `plugins reload` an old loop may still be finishing a turn while
@@ -105,7 +108,7 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
   const signal = ctx.abortSignal;
   const log = ctx.log;
   const cfgNow = () => deps.currentConfig?.() ?? ctx.cfg;
-  const dispatch = deps.dispatch ?? (await import("openclaw/plugin-sdk/channel-inbound")).dispatchInboundDirectDm as unknown as (p: Record<string, unknown>) => Promise<unknown>;
+  const dispatch = deps.dispatch ?? ((await import("./dispatch.ts")).dispatchPeerMessage as unknown as (p: Record<string, unknown>) => Promise<unknown>);
   const pollMs = deps.pollIntervalMs ?? POLL_INTERVAL_MS;
   const send = deps.send ?? defaultSend;
 
@@ -144,11 +147,22 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
     });
   };
 
+  const workers = new Map<string, Promise<void>>();
+  const hooks: PollHooks = {
+    onError: (err) => {
+      lastError = err;
+      patch({ lastError: err });
+    },
+    onInbound: () => patch({ lastInboundAt: Date.now() }),
+    onOutbound: () => patch({ lastOutboundAt: Date.now() }),
+  };
+
   try {
     while (!signal.aborted) {
       try {
         settings = resolveSettings(pluginConfigFrom(cfgNow()));
         if (!node || node.dataDir !== settings.dataDir) {
+          await Promise.allSettled(workers.values());
           node?.close();
           node = await openNode(settings);
           log?.info(`${CHANNEL_ID}: watching ${settings.dataDir} for inbound messages as ${node.address}`);
@@ -157,16 +171,14 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
           lastStatusAt = Date.now();
           await refreshStatus(node);
         }
-        await pollOnce(node, settings, ctx, dispatch, send, cfgNow, (err) => {
-          lastError = err;
-          patch({ lastError: err });
-        }, () => patch({ lastInboundAt: Date.now() }), () => patch({ lastOutboundAt: Date.now() }));
+        pollOnce(node, settings, ctx, dispatch, send, cfgNow, hooks, workers);
       } catch (err) {
         lastError = (err as Error).message;
         log?.error(`${CHANNEL_ID}: inbound loop: ${lastError}`);
         log?.debug?.(`${CHANNEL_ID}: ${(err as Error).stack ?? String(err)}`);
         patch({ lastError, lifecycle: "recovering" });
-        // A broken data dir or config: close and reopen on the next round.
+        // A broken data dir or config: close and reopen on the next round (after running turns finish).
+        await Promise.allSettled(workers.values());
         node?.close();
         node = undefined;
         await sleep(Math.max(pollMs, 2_000), signal);
@@ -174,30 +186,51 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
       await sleep(pollMs, signal);
     }
   } finally {
+    // Turns already running finish (their replies still go out); nothing new starts after the abort.
+    await Promise.allSettled(workers.values());
     node?.close();
     patch({ running: false, connected: false, lifecycle: "stopped", lastStopAt: Date.now() });
   }
 }
 
-async function pollOnce(
-  node: Node,
-  s: PluginSettings,
-  ctx: LoopContext,
-  dispatch: (p: Record<string, unknown>) => Promise<unknown>,
-  send: SendFn,
-  cfgNow: () => unknown,
-  onError: (msg: string) => void,
-  onInbound: () => void,
-  onOutbound: () => void,
-): Promise<void> {
+/** Callbacks the loop gives each poll (status updates). */
+interface PollHooks {
+  onError: (msg: string) => void;
+  onInbound: () => void;
+  onOutbound: () => void;
+}
+
+/**
+ * The unhandled inbound rows to look at, oldest first. Messages of pending peers stay unhandled (held) and could fill
+ * a whole batch; then trusted peers' rows are looked up per peer, so held messages never starve them.
+ */
+function candidates(node: Node): MessageRow[] {
   const rows = node.store.listUnhandled(BATCH);
+  if (rows.length < BATCH) return rows;
+  const seen = new Set(rows.map((r) => r.seq));
+  const trusted = new Set(node.store.listPeers({ trust: "trusted", limit: 10_000 }).map((p) => p.address));
+  if (rows.some((r) => trusted.has(r.peer))) return rows;
+  const extra: MessageRow[] = [];
+  for (const address of trusted) {
+    for (const m of node.store.listInbox({ peer: address, limit: 50 })) if (m.handledAt === null && !seen.has(m.seq)) extra.push(m);
+  }
+  return [...rows, ...extra.sort((a, b) => a.seq - b.seq)];
+}
+
+/**
+ * One pass: settles what needs no agent (held, blocked, over budget) and starts a worker per peer with messages to
+ * dispatch, at most MAX_PARALLEL_PEERS at a time. A worker hands its peer's messages over one after the other (one
+ * session, in order); a slow turn with one peer does not hold up the others.
+ */
+function pollOnce(node: Node, s: PluginSettings, ctx: LoopContext, dispatch: DispatchFn, send: SendFn, cfgNow: () => unknown, hooks: PollHooks, workers: Map<string, Promise<void>>): void {
+  const rows = candidates(node);
   if (rows.length === 0) return;
   const budget = new LoopBudget(node.store, s.loopBudget, s.loopWindowMs);
   const busy = inflight();
+  const queues = new Map<string, MessageRow[]>();
   for (const row of rows) {
     if (ctx.abortSignal.aborted) return;
-    const key = `${node.dataDir}\0${row.seq}`;
-    if (busy.has(key)) continue;
+    if (busy.has(`${node.dataDir}\0${row.seq}`) || workers.has(row.peer)) continue;
     const peer = node.store.getPeer(row.peer);
     const d = decide(peer?.trust, s.dmPolicy, budget.left(row.peer));
     if (d === "hold") {
@@ -206,6 +239,32 @@ async function pollOnce(
       }
       continue;
     }
+    if (d === "drop-blocked") {
+      node.store.markHandled([row.seq], Date.now());
+      continue;
+    }
+    if (!queues.has(row.peer)) queues.set(row.peer, []);
+    queues.get(row.peer)!.push(row);
+  }
+  for (const [address, queue] of queues) {
+    if (workers.size >= MAX_PARALLEL_PEERS) break;
+    const worker = runPeerQueue(node, s, queue, ctx, dispatch, send, cfgNow, budget, hooks)
+      .catch((err) => hooks.onError(`dispatch for ${address} failed: ${(err as Error)?.message ?? String(err)}`))
+      .finally(() => workers.delete(address));
+    workers.set(address, worker);
+  }
+}
+
+async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], ctx: LoopContext, dispatch: DispatchFn, send: SendFn, cfgNow: () => unknown, budget: LoopBudget, hooks: PollHooks): Promise<void> {
+  const busy = inflight();
+  for (const row of queue) {
+    if (ctx.abortSignal.aborted) return;
+    const key = `${node.dataDir}\0${row.seq}`;
+    if (busy.has(key)) continue;
+    // Trust and budget may have changed since the pass started (operator commands, earlier replies).
+    const peer = node.store.getPeer(row.peer);
+    const d = decide(peer?.trust, s.dmPolicy, budget.left(row.peer));
+    if (d === "hold") return;
     if (d === "drop-blocked") {
       node.store.markHandled([row.seq], Date.now());
       continue;
@@ -219,8 +278,8 @@ async function pollOnce(
     busy.add(key);
     let outcome: "done" | "retry";
     try {
-      outcome = await dispatchOne(node, s, row, peer, ctx, dispatch, send, cfgNow, budget, onError, onOutbound);
-      onInbound();
+      outcome = await dispatchOne(node, s, row, peer, ctx, dispatch, send, cfgNow, budget, hooks.onError, hooks.onOutbound);
+      hooks.onInbound();
     } finally {
       busy.delete(key);
     }
@@ -249,7 +308,7 @@ async function dispatchOne(
   row: MessageRow,
   peer: PeerRow | undefined,
   ctx: LoopContext,
-  dispatch: (p: Record<string, unknown>) => Promise<unknown>,
+  dispatch: DispatchFn,
   send: SendFn,
   cfgNow: () => unknown,
   budget: LoopBudget,

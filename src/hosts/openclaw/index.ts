@@ -11,6 +11,7 @@ import { ipv6P2pChannel, setCurrentConfigSource } from "./channel.ts";
 import { registerP2pCommands, type CommandLike } from "./cli.ts";
 import { SLASH_COMMANDS } from "./commands.ts";
 import { CHANNEL_LABEL, PLUGIN_ID, pluginConfigFrom, resolveSettings } from "./config.ts";
+import { registerControlUi, type ControlUiApi } from "./control-ui.ts";
 import { createNodeService } from "./service.ts";
 import { createTools, TOOL_NAMES, type ToolContextLike } from "./tools.ts";
 
@@ -45,5 +46,6 @@ export default defineChannelPluginEntry({
       });
     }
     api.registerService(createNodeService(() => api.pluginConfig) as never);
+    registerControlUi(api as unknown as ControlUiApi, () => api.pluginConfig);
   },
 });

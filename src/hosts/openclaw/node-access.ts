@@ -8,7 +8,7 @@
  */
 import type { Node } from "../../core/node.ts";
 import type { Logger } from "../../core/log.ts";
-import { nodeConfigFor, type PluginSettings } from "./config.ts";
+import { nodeConfigFor, PLUGIN_ID, type PluginSettings } from "./config.ts";
 
 export const HOST_NAME = "openclaw";
 
@@ -26,13 +26,14 @@ export async function withNode<T>(s: PluginSettings, fn: (node: Node) => Promise
   }
 }
 
-/** The OpenClaw logger shape (`api.logger`) as the core's Logger. */
+/** The OpenClaw logger shape (`api.logger`) as the core's Logger, lines prefixed with the plugin id. */
 export function coreLogger(l: { debug?: (m: string) => void; info: (m: string) => void; warn: (m: string) => void; error: (m: string) => void }): Logger {
+  const p = (m: string) => `${PLUGIN_ID}: ${m}`;
   return {
-    debug: (m) => l.debug?.(m),
-    info: (m) => l.info(m),
-    warn: (m) => l.warn(m),
-    error: (m) => l.error(m),
+    debug: (m) => l.debug?.(p(m)),
+    info: (m) => l.info(p(m)),
+    warn: (m) => l.warn(p(m)),
+    error: (m) => l.error(p(m)),
   };
 }
 

@@ -1,42 +1,46 @@
 /**
- * `openclaw p2p setup`: creates the data directory and identity if needed, reports what Yggdrasil needs (binary,
- * privileges, admin socket) with the fix for each problem, and prints the OpenClaw config lines that matter.
+ * `openclaw p2p setup`: the same checks and one-time step as `declaw setup` (src/hosts/cli/setup.ts: yggdrasil
+ * binary, TUN privilege, setcap when root, /dev/net/tun), judged against the plugin's configured Yggdrasil mode, plus
+ * this node's identity (created on first use) so the operator can share the address.
  */
-import { CHANNEL_ID, PLUGIN_ID, type PluginSettings } from "./config.ts";
+import { CHANNEL_ID, type PluginSettings } from "./config.ts";
 import type { CliOutput } from "./cli.ts";
 import { withNode } from "./node-access.ts";
 
+interface Check {
+  check: string;
+  ok: boolean;
+  detail: string;
+  fix?: string[];
+}
+
 export async function runPluginSetup(s: PluginSettings): Promise<CliOutput> {
+  const [{ runSetup }, { diagnoseYggdrasil }] = await Promise.all([import("../cli/setup.ts"), import("../../yggdrasil/supervisor.ts")]);
   return withNode(s, async (n) => {
-    const st = await n.status();
-    const y = st.yggdrasil;
-    const next: string[] = [];
-    if (y.problem) next.push(...y.problem.fix);
-    if (!st.node.running) next.push("start the gateway (`openclaw gateway run`): the plugin service runs the node and keeps Yggdrasil up");
-    next.push(`share your address with peers: ${st.address}`);
-    next.push("add a peer: `openclaw p2p add <address> --alias NAME`");
-    const json = {
-      address: st.address,
-      publicKey: st.publicKey,
-      dataDir: st.dataDir,
-      peerPort: st.peerPort,
-      yggdrasil: y,
-      node: st.node,
-      dmPolicy: s.dmPolicy,
-      config: `plugins.entries["${PLUGIN_ID}"].config`,
-      next,
-    };
-    const text = [
-      `identity    ${st.address} (key ${st.publicKey})`,
-      `data dir    ${st.dataDir}`,
-      `yggdrasil   mode ${y.mode}: ${y.effectiveMode} ${y.state}${y.problem ? ` — ${y.problem.message}` : ""}`,
-      `node        ${st.node.running ? `running (pid ${st.node.pid})` : "not running"}`,
+    const base = await runSetup({ dataDir: s.dataDir, positionals: [], flags: {} });
+    const json = base.json as { ok: boolean; checks: Check[]; actions: string[] };
+    // declaw judges the mode of <data_dir>/config.json; the plugin's own config decides here.
+    const ygg = await diagnoseYggdrasil({ mode: n.config.yggdrasil, dataDir: s.dataDir, adminSocket: n.config.yggdrasilAdminSocket });
+    const modeCheck: Check = { check: `mode ${n.config.yggdrasil}`, ok: !ygg.problem, detail: ygg.problem ? ygg.problem.message : `would use ${ygg.effectiveMode}`, fix: ygg.problem?.fix };
+    const checks = [...json.checks.filter((c) => !c.check.startsWith("mode ")), modeCheck];
+    // Mode "off" needs nothing from Yggdrasil: the address is managed outside the node.
+    const relevant = n.config.yggdrasil === "off" ? [modeCheck] : checks;
+    const ok = relevant.every((c) => c.ok);
+    const lines = [
+      `identity    ${n.address}`,
+      `public key  ${n.identity.publicKeyBase64}`,
+      `data dir    ${s.dataDir}`,
       `channel     ${CHANNEL_ID}, dm_policy ${s.dmPolicy}`,
-      `config      openclaw config set 'plugins.entries["${PLUGIN_ID}"].config' '{"yggdrasil":"auto","yggdrasil_peers":["tls://host:port"]}' --strict-json`,
-      "",
-      "next steps:",
-      ...next.map((l) => `  - ${l}`),
-    ].join("\n");
-    return { json, text };
+      ...checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.check}: ${c.detail}${c.fix && !c.ok ? c.fix.map((f) => `\n       fix: ${f}`).join("") : ""}`),
+      ...json.actions.map((a) => `done ${a}`),
+      ok
+        ? "ready: the gateway's plugin service runs the node (`openclaw gateway run`, or the installed gateway service)"
+        : "not ready: run the fix commands above, then `openclaw p2p setup` again",
+    ];
+    return {
+      json: { ok, address: n.address, publicKey: n.identity.publicKeyBase64, dataDir: s.dataDir, yggdrasilMode: n.config.yggdrasil, checks, actions: json.actions },
+      text: lines.join("\n"),
+      exitCode: ok ? 0 : 1,
+    };
   });
 }
