@@ -187,6 +187,14 @@ export class Node {
     if (p) this.#log.warn(`yggdrasil: ${p.message}; fix: ${p.fix.join(" ; ")}`);
   }
 
+  /**
+   * Applies a new list of Yggdrasil peers to the running daemon through its admin socket (additions are live; on
+   * the 0.4 line a removal restarts our daemon, because 0.4 re-dials removed peers). No-op without a supervisor.
+   */
+  async setYggdrasilPeers(peers: string[]): Promise<void> {
+    await this.#ygg?.setPeers(peers);
+  }
+
   /** Stops everything this process started and closes the store. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.#state === "closed" || this.#state === "stopping") return;
