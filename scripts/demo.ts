@@ -10,6 +10,7 @@ import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pidAlive } from "../src/core/process.ts";
 
 const CLI = fileURLToPath(new URL("../src/hosts/cli/main.ts", import.meta.url));
 const NODE = process.execPath;
@@ -63,15 +64,6 @@ function preflight(): string | undefined {
 
 function ip(args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function killNamespace(name: string): void {

@@ -20,6 +20,7 @@ import { PeerServer } from "./server.ts";
 import { Store, type MessageRow, type PeerRow } from "./store.ts";
 import { MAX_CONTENT_BYTES, newMessageId, SUPPORTED_KINDS, type Receipt } from "./wire.ts";
 import { diagnoseYggdrasil, YggdrasilSupervisor, type YggStatus } from "../yggdrasil/supervisor.ts";
+import { pidAlive } from "./process.ts";
 
 export { defaultDataDir } from "./config.ts";
 
@@ -414,14 +415,5 @@ function readHeartbeat(dataDir: string): Heartbeat | undefined {
     return typeof hb?.pid === "number" ? hb : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

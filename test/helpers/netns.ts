@@ -6,6 +6,7 @@
  * Names carry the creating process id (`dcl<pid>n<i>`), so a run killed before cleanup is tidied by the next one.
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { pidAlive } from "../../src/core/process.ts";
 
 export function netnsAvailable(): { ok: true } | { ok: false; reason: string } {
   if (process.platform !== "linux") return { ok: false, reason: "network namespaces need Linux" };
@@ -20,15 +21,6 @@ export function netnsAvailable(): { ok: true } | { ok: false; reason: string } {
 
 function sh(args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Deletes namespaces left by test processes that no longer exist. */
