@@ -26,11 +26,12 @@ import { fillStore, timeQueries } from "./scale.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const NODE = process.execPath;
-const INSIDE_NODE = join(HERE, "../test/helpers/inside-node.ts");
+// The node and the CLI are measured as installed: compiled dist/ (built at the start of the run).
+const INSIDE_NODE = join(HERE, "node-runner.mjs");
 const LOADGEN = join(HERE, "loadgen.ts");
 const CEILING = join(HERE, "ceiling.ts");
 const FLOOD = join(HERE, "flood.ts");
-const CLI = join(HERE, "../src/hosts/cli/main.ts");
+const CLI = join(HERE, "../dist/hosts/cli/main.js");
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -339,6 +340,12 @@ async function main(): Promise<number> {
   if (!avail.ok) {
     console.error(`bench needs network namespaces: ${avail.reason}`);
     return 2;
+  }
+  console.error("bench: building dist/ (the node and CLI are measured as installed)...");
+  const build = spawnSync("npm", ["run", "-s", "build"], { cwd: join(HERE, ".."), stdio: "inherit" });
+  if (build.status !== 0) {
+    console.error("bench: npm run build failed");
+    return 1;
   }
   const net = new Testnet();
   let exiting = false;
