@@ -113,9 +113,9 @@ describe("the Yggdrasil daemons SIGKILLed mid-storm: recovery without loss", { s
 
       // Queue the storm (A's running node delivers it as it is queued), and kill the daemons while it is in flight.
       const enqueue = A.run(process.execPath, [ENQUEUE, JSON.stringify({ dataDir: dirA.dir, peer: "bob", count: STORM, tag: TAG })], { timeoutMs: 120_000 });
-      const atKill = await waitFor(`${KILL_AT_DELIVERED} storm messages delivered`, () => {
+      const atKill: number = await waitFor(`${KILL_AT_DELIVERED} storm messages delivered`, (): number => {
         const n = deliveredNow();
-        return n >= KILL_AT_DELIVERED ? n : undefined;
+        return n >= KILL_AT_DELIVERED ? n : 0;
       }, 90_000, 20);
       process.kill(before0.A, "SIGKILL");
       const killedAt = Date.now();
