@@ -27,7 +27,7 @@ import { fillStore, timeQueries } from "./scale.ts";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const NODE = process.execPath;
 // The node and the CLI are measured as installed: compiled dist/ (built at the start of the run).
-const INSIDE_NODE = join(HERE, "node-runner.mjs");
+const INSIDE_NODE = join(HERE, "../test/helpers/node-runner.mjs");
 const LOADGEN = join(HERE, "loadgen.ts");
 const CEILING = join(HERE, "ceiling.ts");
 const FLOOD = join(HERE, "flood.ts");
@@ -164,14 +164,14 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
 
 async function benchThroughput(net: Testnet, ctx: Ctx): Promise<void> {
   const { S, N, nodeAddr, senders } = ctx;
-  const node = await startJsonChild(N, INSIDE_NODE, { dataDir: ctx.nodeDir, quiet: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
+  const node = await startJsonChild(N, INSIDE_NODE, { dataDir: ctx.nodeDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
   ctx.mainNode = node;
   const before = await node.send("stats");
   // The same node code on a tmpfs data dir (fsync costs nothing there): separates disk cost from CPU cost.
   const shmDir = mkdtempSync("/dev/shm/declaw-bench-");
   cleanups.push(() => rmSync(shmDir, { recursive: true, force: true }));
   copyFileSync(join(ctx.nodeDir, "identity.json"), join(shmDir, "identity.json"));
-  await startJsonChild(N, INSIDE_NODE, { dataDir: shmDir, quiet: true, config: { yggdrasil: "off", peerPort: 8098, rateLimit: HIGH_RATE_LIMIT } });
+  await startJsonChild(N, INSIDE_NODE, { dataDir: shmDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8098, rateLimit: HIGH_RATE_LIMIT } });
   await startJsonChild(N, CEILING, { port: 8100, mode: "parse" });
   await startJsonChild(N, CEILING, { port: 8101, mode: "verify" });
   await throughputRows("throughput", S, nodeAddr, senders, true, "veth between namespaces");
@@ -200,7 +200,7 @@ async function benchYggdrasil(net: Testnet): Promise<void> {
   const d2 = Y2.spawn("yggdrasil", ["-useconffile", conf("y2", yggdrasilPrivateKeyHex(id), id.address, ["tcp://[fd5e::2]:17001"], [])]);
   const d1 = Y1.spawn("yggdrasil", ["-useconffile", conf("y1", yggdrasilPrivateKeyHex(senderKp), senderAddr, [], ["tcp://[fd5e::2]:17001"])]);
   for (const d of [d1, d2]) d.stdout!.resume(), d.stderr!.resume();
-  await startJsonChild(Y2, INSIDE_NODE, { dataDir: nodeDir, quiet: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
+  await startJsonChild(Y2, INSIDE_NODE, { dataDir: nodeDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
   // No ping binary here: probe with a TCP connect until the mesh routes to the node.
   const probe = `const s=require("net").connect({host:${JSON.stringify(id.address)},port:8099,family:6});s.setTimeout(1000,()=>process.exit(1));s.on("connect",()=>process.exit(0));s.on("error",()=>setTimeout(()=>process.exit(1),200));`;
   const until = Date.now() + 30_000;
@@ -225,7 +225,7 @@ async function benchFlood(_net: Testnet, ctx: Ctx): Promise<void> {
   st.upsertPeer({ address: trusted, trust: "trusted" });
   st.close();
   // Default config: the per-source rate limit is part of what is measured here.
-  await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, config: { yggdrasil: "off", peerPort: 8199 } });
+  await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8199 } });
   const sources: { address: string; kind: "badsig" | "nonygg" }[] = [];
   N.addAddress(nDev, "fd00:f::ffff/64");
   for (let i = 1; i <= 64; i++) {
@@ -277,7 +277,7 @@ async function benchScale(_net: Testnet, ctx: Ctx): Promise<void> {
     rows.push({ section: "scale", name, value: `median ${fmt(t.medianMs, 2)} ms, max ${fmt(t.maxMs, 2)} ms`, target: isPage ? "<= 10 ms" : undefined, met: isPage ? t.maxMs <= 10 : undefined, raw: t });
   }
   N.addAddress(nDev, `${id.address}/7`);
-  const node = await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, config: { yggdrasil: "off", peerPort: 8299, rateLimit: HIGH_RATE_LIMIT } });
+  const node = await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8299, rateLimit: HIGH_RATE_LIMIT } });
   const idle = await node.send("stats");
   const load = await runJson(S, LOADGEN, { ...loadPlan(id.address, 8299, id.address, senders, 32), durationMs: QUICK ? 1_500 : 3_000 });
   const busy = await node.send("stats");

@@ -345,7 +345,7 @@ export class Node {
       yggdrasil: ygg,
       counts: this.store.counts(),
       pendingPeers: this.store.listPeers({ trust: "pending", limit: 50 }),
-      keyMismatches: this.store.listPeers({ limit: 10_000 }).filter((p) => p.lastKeyMismatchAt !== null),
+      keyMismatches: this.store.listKeyMismatches(),
     };
   }
 

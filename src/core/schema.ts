@@ -77,11 +77,13 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   ) STRICT, WITHOUT ROWID;
   `,
-  // 2: peer listing pages in index order (a sort of every peer per page was 19 ms at 10k peers)
+  // 2: peer listing pages in index order (a sort of every peer per page was 19 ms at 10k peers), key mismatches
   `
   CREATE INDEX peers_order ON peers (first_seen, address);
   CREATE INDEX peers_trust_order ON peers (trust, first_seen, address);
   DROP INDEX peers_trust;
+  -- status lists recent key mismatches: only peers that had one are indexed
+  CREATE INDEX peers_key_mismatch ON peers (last_key_mismatch_at) WHERE last_key_mismatch_at IS NOT NULL;
   `,
 ];
 

@@ -60,11 +60,9 @@ export class PeerServer {
   #closing = false;
   readonly #perSource = new Map<string, number>();
   #pooled = 0;
-  readonly #selfSigner: KeyPair & { address: string; publicKeyBase64: string };
 
   constructor(o: PeerServerOptions) {
     this.#o = o;
-    this.#selfSigner = { ...o.self, publicKeyBase64: Buffer.from(o.self.publicKey).toString("base64") };
     this.#limiter = new RateLimiter(o.config.rateLimit);
     this.#batcher = new CommitBatcher(o.store);
     this.#server = createServer(
@@ -242,7 +240,7 @@ export class PeerServer {
     const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now });
     if (outcome instanceof Refusal) return outcome;
     const receipt = await this.#crypto(
-      () => signReceiptAsync(this.#selfSigner, env, outcome.storedAt),
+      () => signReceiptAsync(this.#o.self, env, outcome.storedAt),
       () => buildReceipt(this.#o.self, env, outcome.storedAt),
     );
     return { ok: true, duplicate: outcome.duplicate, receipt };

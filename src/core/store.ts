@@ -208,6 +208,7 @@ export class Store {
   #recordMismatch: StatementSync;
   #listPeers: StatementSync;
   #listPeersByTrust: StatementSync;
+  #listKeyMismatches: StatementSync;
   #countPeers: StatementSync;
 
   #replayGet: StatementSync;
@@ -263,6 +264,9 @@ export class Store {
     this.#recordMismatch = p("UPDATE peers SET last_key_mismatch_at = ?, last_mismatch_key = ? WHERE address = ?");
     this.#listPeers = p("SELECT * FROM peers ORDER BY first_seen, address LIMIT ? OFFSET ?");
     this.#listPeersByTrust = p("SELECT * FROM peers WHERE trust = ? ORDER BY first_seen, address LIMIT ? OFFSET ?");
+    this.#listKeyMismatches = p(
+      "SELECT * FROM peers WHERE last_key_mismatch_at IS NOT NULL ORDER BY last_key_mismatch_at DESC LIMIT ?",
+    );
     this.#countPeers = p("SELECT count(*) AS n FROM peers");
 
     this.#replayGet = p("SELECT stored_at FROM replay WHERE peer = ? AND id = ?");
@@ -509,6 +513,11 @@ export class Store {
         : this.#listPeersByTrust.all(o.trust, limit, offset)
       ).map(toPeer),
     );
+  }
+
+  /** Peers whose address was recently used with a key other than the pinned one, newest first (for status). */
+  listKeyMismatches(limit = 50): PeerRow[] {
+    return this.#run("list key mismatches", () => this.#listKeyMismatches.all(count("limit", limit, 50)).map(toPeer));
   }
 
   countPeers(): number {

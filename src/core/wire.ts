@@ -371,14 +371,8 @@ export function verifyEnvelope(e: Envelope): boolean {
 
 /** verifyEnvelope on the thread pool (the peer server's path under load). Never rejects. */
 export async function verifyEnvelopeAsync(e: Envelope): Promise<boolean> {
-  try {
-    const k = decodeBase64Exact(e.key, PUBLIC_KEY_BYTES);
-    const s = decodeBase64Exact(e.sig, SIGNATURE_BYTES);
-    if (k === undefined || s === undefined) return false;
-    return await verifyBytesAsync(k, envelopeSigningBytes(e), s);
-  } catch {
-    return false;
-  }
+  const parts = signedParts(e, () => envelopeSigningBytes(e));
+  return parts ? verifyBytesAsync(parts.key, parts.data, parts.sig) : false;
 }
 
 /**
@@ -473,24 +467,22 @@ export function verifyReceipt(r: Receipt): boolean {
  * deterministic, so rebuilding with the same `storedAt` yields the identical receipt (duplicates get the original).
  */
 /**
- * The receiver's fast path: a receipt for an envelope that already passed parseEnvelope, signed on the thread pool.
- * `self.address` must be canonical (it is the envelope's `to`, already checked equal). Same bytes as buildReceipt.
+ * The receiver's fast path: the same receipt as buildReceipt, signed on the thread pool, for an envelope that
+ * already passed parseEnvelope (so its fields need no second validation).
  */
-export async function signReceiptAsync(self: Signer & { publicKeyBase64?: string }, e: { id: string; from: string }, storedAt: number): Promise<Receipt> {
-  const unsigned: Omit<Receipt, "sig"> = {
-    v: PROTOCOL_VERSION,
-    type: "receipt",
-    id: e.id,
-    from: e.from,
-    to: self.address,
-    key: self.publicKeyBase64 ?? encodeBase64(self.publicKey),
-    stored: storedAt,
-  };
+export async function signReceiptAsync(self: Signer, e: { id: string; from: string }, storedAt: number): Promise<Receipt> {
+  const unsigned = unsignedReceipt(self, e, storedAt);
   return { ...unsigned, sig: encodeBase64(await signBytesAsync(self, receiptSigningBytes(unsigned))) };
 }
 
 export function buildReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Receipt {
-  const unsigned: Omit<Receipt, "sig"> = {
+  const unsigned = unsignedReceipt(id, e, storedAt);
+  assertValid(parseReceipt({ ...unsigned, sig: PLACEHOLDER_SIG }));
+  return { ...unsigned, sig: encodeBase64(signBytes(id, receiptSigningBytes(unsigned))) };
+}
+
+function unsignedReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Omit<Receipt, "sig"> {
+  return {
     v: PROTOCOL_VERSION,
     type: "receipt",
     id: e.id,
@@ -499,8 +491,6 @@ export function buildReceipt(id: Signer, e: { id: string; from: string }, stored
     key: encodeBase64(id.publicKey),
     stored: storedAt,
   };
-  assertValid(parseReceipt({ ...unsigned, sig: PLACEHOLDER_SIG }));
-  return { ...unsigned, sig: encodeBase64(signBytes(id, receiptSigningBytes(unsigned))) };
 }
 
 // --- ping proof ---
@@ -582,13 +572,19 @@ function assertValid(r: Result<unknown>): void {
 
 /** Decodes `key` and `sig` of a (possibly unvalidated) object and checks the signature; false on anything odd. */
 function verifySigned(o: { key: string; sig: string }, signed: () => Uint8Array): boolean {
+  const parts = signedParts(o, signed);
+  return parts ? verifyBytes(parts.key, parts.data, parts.sig) : false;
+}
+
+/** The decoded key, signature and signed bytes of a message, or undefined when any of them is malformed. */
+function signedParts(o: { key: string; sig: string }, signed: () => Uint8Array): { key: Uint8Array; sig: Uint8Array; data: Uint8Array } | undefined {
   try {
-    const k = decodeBase64Exact(o.key, PUBLIC_KEY_BYTES);
-    const s = decodeBase64Exact(o.sig, SIGNATURE_BYTES);
-    if (k === undefined || s === undefined) return false;
-    return verifyBytes(k, signed(), s);
+    const key = decodeBase64Exact(o.key, PUBLIC_KEY_BYTES);
+    const sig = decodeBase64Exact(o.sig, SIGNATURE_BYTES);
+    if (key === undefined || sig === undefined) return undefined;
+    return { key, sig, data: signed() };
   } catch {
-    return false;
+    return undefined;
   }
 }
 

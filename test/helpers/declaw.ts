@@ -44,9 +44,19 @@ export interface RunningNode {
   stop: () => Promise<number | null>;
 }
 
-/** Starts `declaw run` in a namespace and resolves once its peer server listens. */
-export function startNode(ns: Namespace, dataDir: string, args: string[] = [], timeoutMs = 60_000): Promise<RunningNode> {
-  const child = ns.spawn(process.execPath, [CLI, "--data-dir", dataDir, "run", ...args]);
+/**
+ * Starts `declaw run` in a namespace and resolves once its peer server listens. `wrap` runs it under another
+ * command (e.g. setpriv to drop to user nobody) with `env`.
+ */
+export function startNode(
+  ns: Namespace,
+  dataDir: string,
+  args: string[] = [],
+  o: { timeoutMs?: number; wrap?: (cmd: string, args: string[]) => [string, string[]]; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningNode> {
+  const argv = [CLI, "--data-dir", dataDir, "run", ...args];
+  const [cmd, cmdArgs] = o.wrap ? o.wrap(process.execPath, argv) : [process.execPath, argv];
+  const child = ns.spawn(cmd, cmdArgs, o.env ? { env: o.env } : {});
   let log = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (log += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (log += d));
@@ -55,13 +65,15 @@ export function startNode(ns: Namespace, dataDir: string, args: string[] = [], t
     child,
     log: () => log,
     stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
       const code = await exited;
       clearTimeout(t);
       return code;
     },
   };
+  const timeoutMs = o.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`declaw run did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
     const check = () => {
@@ -72,7 +84,7 @@ export function startNode(ns: Namespace, dataDir: string, args: string[] = [], t
       }
     };
     child.stderr!.on("data", check);
-    exited.then((code) => {
+    void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`declaw run exited with ${code} before it was ready:\n${log}`));
     });

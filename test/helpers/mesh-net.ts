@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalAddress, isYggdrasilAddress, parseIPv6 } from "../../src/core/address.ts";
 import { getSelf } from "../../src/yggdrasil/admin.ts";
-import { CLI, waitFor, type CliResult, type RunningNode } from "./declaw.ts";
+import { CLI, startNode, waitFor, type CliResult, type RunningNode } from "./declaw.ts";
 import type { Namespace } from "./netns.ts";
 
 export const NOBODY = "nobody";
@@ -126,45 +126,11 @@ export function asNobody(cmd: string, args: string[]): [string, string[]] {
   return ["setpriv", [...SETPRIV, cmd, ...args]];
 }
 
-/**
- * `declaw --data-dir D run <args>` in the namespace (optionally as nobody), resolved once its peer server listens.
- * Same shape as startNode in ./declaw.ts; the process dies with the testnet.
- */
+/** `declaw --data-dir D run <args>` in the namespace, optionally as user nobody (see startNode in ./declaw.ts). */
 export function startRun(ns: Namespace, dataDir: string, args: string[], o: { nobody?: boolean; timeoutMs?: number } = {}): Promise<RunningNode> {
-  const argv = [CLI, "--data-dir", dataDir, "run", ...args];
-  const [cmd, cmdArgs] = o.nobody ? asNobody(process.execPath, argv) : [process.execPath, argv];
-  const child = ns.spawn(cmd, cmdArgs, o.nobody ? { env: { ...process.env, HOME: "/nonexistent" } } : {});
-  let log = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (log += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (log += d));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  const node: RunningNode = {
-    child,
-    log: () => log,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
-  const timeoutMs = o.timeoutMs ?? 60_000;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`declaw run did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
-    const check = () => {
-      if (/node running as/.test(log)) {
-        clearTimeout(timer);
-        child.stderr!.off("data", check);
-        resolve(node);
-      }
-    };
-    child.stderr!.on("data", check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`declaw run exited with ${code} before it was ready:\n${log}`));
-    });
+  return startNode(ns, dataDir, args, {
+    timeoutMs: o.timeoutMs,
+    ...(o.nobody ? { wrap: asNobody, env: { ...process.env, HOME: "/nonexistent" } } : {}),
   });
 }
 

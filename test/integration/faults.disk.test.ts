@@ -23,7 +23,7 @@ import { spawnJson, type JsonChild } from "../helpers/fuzz-proc.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
 const avail = netnsAvailable();
-const INSIDE_NODE = fileURLToPath(new URL("../helpers/inside-node.ts", import.meta.url));
+const INSIDE_NODE = fileURLToPath(new URL("../helpers/node-runner.mjs", import.meta.url));
 const POSTER = fileURLToPath(new URL("../helpers/inside-poster.ts", import.meta.url));
 const SEED = createHash("sha256").update("faults-disk-sender").digest("hex");
 const SENDER = formatIPv6(deriveAddress(keyPairFromSeed(Buffer.from(SEED, "hex")).publicKey));

@@ -17,7 +17,7 @@ import { spawnJson, type JsonChild } from "../helpers/fuzz-proc.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
 const avail = netnsAvailable();
-const INSIDE_NODE = fileURLToPath(new URL("../helpers/inside-node.ts", import.meta.url));
+const INSIDE_NODE = fileURLToPath(new URL("../helpers/node-runner.mjs", import.meta.url));
 const SENDER = fileURLToPath(new URL("../helpers/inside-sender.ts", import.meta.url));
 const COUNT = 10_000;
 const KILL_AFTER_DELIVERED = 3_000;

@@ -26,7 +26,7 @@ import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 const avail = netnsAvailable();
 const SEED = fuzzSeed();
 const BUDGET_MS = fuzzBudgetMs(35_000);
-const INSIDE_NODE = fileURLToPath(new URL("../helpers/inside-node.ts", import.meta.url));
+const INSIDE_NODE = fileURLToPath(new URL("../helpers/node-runner.mjs", import.meta.url));
 const CLIENT = fileURLToPath(new URL("../helpers/inside-fuzz-client.ts", import.meta.url));
 console.log(`# fuzz.http seed=${SEED} (replay: DECLAW_FUZZ_SEED=${SEED}) budget=${BUDGET_MS} ms`);
 

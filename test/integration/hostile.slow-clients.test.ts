@@ -14,7 +14,7 @@ import { tempDir } from "../helpers/declaw.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
 const avail = netnsAvailable();
-const INSIDE_NODE = fileURLToPath(new URL("../helpers/inside-node.ts", import.meta.url));
+const INSIDE_NODE = fileURLToPath(new URL("../helpers/node-runner.mjs", import.meta.url));
 const CLIENT = fileURLToPath(new URL("../helpers/inside-slow-client.ts", import.meta.url));
 const MANY = 2_100; // just over maxConnections (2048)
 const PER_SOURCE_CAP = 32; // server.ts MAX_CONNECTIONS_PER_SOURCE

@@ -15,6 +15,8 @@
  * textContent only.
  */
 import type { ControlUiHost, ControlUiPlugin, ControlUiSurfaceProps, ControlUiViewContext } from "openclaw/plugin-sdk/control-ui";
+// The gateway methods' reply shapes (type-only: erased, so nothing server-side reaches the browser).
+import type { OutboxView, PeerView } from "../control-ui.ts";
 import { escapeHtml } from "./escape.ts";
 
 const PLUGIN_ID = "ipv6-p2p";
@@ -24,31 +26,6 @@ const COMPOSER_ID = "p2p-composer";
 const POLL_MS = 3_000;
 const PEER_ID_RE = /^[0-9a-f]{4}(-[0-9a-f]{4}){7}$/;
 
-interface PeerView {
-  address: string;
-  peerId: string;
-  alias: string | null;
-  trust: "trusted" | "pending" | "blocked";
-  lastSeen: number | null;
-  firstSeen: number;
-  reach: { state: string; at?: number | null; detail?: string };
-  sessionKey: string;
-  agentId: string;
-  heldCount?: number;
-  lastInbound?: { content: string; ts: number };
-}
-
-interface OutboxView {
-  id: string;
-  peerId: string;
-  content: string;
-  state: string;
-  createdAt: number;
-  deliveredAt: number | null;
-  attempts: number;
-  nextAttemptAt: number | null;
-  lastError: string | null;
-}
 
 /** The peer id of an ipv6-p2p direct session key (`agent:<a>:ipv6-p2p:direct:<peerId>`), else undefined. */
 export function peerIdOfSession(sessionKey: string | undefined): string | undefined {

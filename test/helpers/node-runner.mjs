@@ -1,14 +1,20 @@
 /**
- * The node under benchmark, as users run it: the compiled `dist/` (plain JS; no TypeScript loader in the process,
- * which alone costs ~40 MB of RSS). Same protocol as test/helpers/inside-node.ts: argument JSON
- * `{dataDir, config?, quiet?}`; prints `{"ready":true,...}` once listening; stdin `stats` -> memory and counts,
- * `stop` -> clean stop. `npm run bench` builds dist/ first.
+ * A declaw Node in a child process, meant to run inside a test namespace (`ns.spawn(process.execPath, [this, json])`).
+ * Argument: JSON `{dataDir, config?, quiet?, dist?}` (config is a Partial<NodeConfig>, e.g. `{yggdrasil:"off"}`).
+ * `dist: true` runs the compiled `dist/` as users do (the benchmark: no TypeScript loader in the process, which alone
+ * costs ~40 MB of RSS; `npm run bench` builds dist/ first); otherwise the sources. Plain JS for that reason.
+ * Prints one JSON line `{"ready":true,"address":...,"pid":...}` on stdout once the peer server listens, or
+ * `{"ready":false,"error":...,"code":...}` and exits 1. Then answers stdin lines:
+ *   `stats` -> `{"rss":..,"heapUsed":..,"counts":{..}}`, `stop` -> stops cleanly, prints `{"stopped":true}`, exits 0.
+ * SIGTERM stops cleanly too. Logs go to stderr.
  */
 import { createInterface } from "node:readline";
-import { Node } from "../dist/core/node.js";
-import { stderrLogger } from "../dist/core/log.js";
 
 const arg = JSON.parse(process.argv[2] ?? "{}");
+const root = arg.dist ? "../../dist" : "../../src";
+const ext = arg.dist ? "js" : "ts";
+const { Node } = await import(`${root}/core/node.${ext}`);
+const { stderrLogger } = await import(`${root}/core/log.${ext}`);
 const log = arg.quiet ? { debug() {}, info() {}, warn: (m) => console.error(`warn: ${m}`), error: (m) => console.error(`error: ${m}`) } : stderrLogger();
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
