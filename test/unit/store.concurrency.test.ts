@@ -14,7 +14,8 @@ test("two processes writing at once into a fresh data dir lose nothing and store
   const PER_WRITER = 2000;
   const SHARED = 100; // ids both writers send: exactly one of them may store each
   // Both open the fresh file at once (racing the migration), then both start writing at the same instant.
-  const writers = ["a", "b"].map((p) => startHelper(t, "store-writer.ts", [dir, p, String(PER_WRITER), "8", String(SHARED)]));
+  // ~350 fsync'd commits each: generous, because a loaded machine (the whole suite at once) makes fsync slow.
+  const writers = ["a", "b"].map((p) => startHelper(t, "store-writer.ts", [dir, p, String(PER_WRITER), "8", String(SHARED)], { timeoutMs: 240_000 }));
   await Promise.all(writers.map((w) => w.ready));
   for (const w of writers) w.go();
   const [a, b] = (await Promise.all(writers.map((w) => w.done))) as [ChildResult, ChildResult];
