@@ -51,27 +51,6 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   return obj;
 }
 
-/**
- * The same, on libuv's thread pool: the peer server uses these so that signature work spreads over every core
- * while the main thread parses, commits and answers. Never rejects.
- */
-export function verifyBytesAsync(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
-  if (publicKey.length !== 32 || signature.length !== SIGNATURE_BYTES) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    try {
-      verify(null, data, publicKeyObject(publicKey), signature, (err, ok) => resolve(!err && ok));
-    } catch {
-      resolve(false);
-    }
-  });
-}
-
-export function signBytesAsync(key: KeyPair, data: Uint8Array): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    sign(null, data, key.privateKeyObject, (err, sig) => (err ? reject(err) : resolve(new Uint8Array(sig))));
-  });
-}
-
 /** Verifies a detached signature. Never throws: malformed keys or signatures simply do not verify. */
 export function verifyBytes(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== SIGNATURE_BYTES) return false;

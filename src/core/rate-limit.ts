@@ -28,6 +28,18 @@ export class RateLimiter {
     return b.tokens + ((nowMs - b.at) / 1000) * this.#limit.perSecond < 1;
   }
 
+  /**
+   * Charges `source` `tokens` requests' worth of its budget (its bucket goes into debt) and marks it as told: its
+   * next connections are dropped at accept until the debt is repaid. For proof of bad faith (a forged signature),
+   * not for mistakes. In requests, not seconds, so the cost scales with the configured rate.
+   */
+  penalize(source: string, tokens: number, nowMs = performance.now()): void {
+    this.take(source, nowMs);
+    const b = this.#buckets.get(source)!;
+    b.tokens = Math.min(b.tokens, 1 - tokens);
+    b.told = true;
+  }
+
   /** Takes one token for `source`. Returns 0 when allowed, else the whole seconds to wait (>= 1). */
   take(source: string, nowMs = performance.now()): number {
     const { perSecond, burst } = this.#limit;

@@ -13,7 +13,7 @@ import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { Store } from "./store.ts";
-import { buildPingProof, buildReceipt, decodeJsonBody, parseEnvelope, parseNonce, signReceiptAsync, verifyEnvelope, verifyEnvelopeAsync } from "./wire.ts";
+import { buildPingProof, decodeJsonBody, parseEnvelope, parseNonce, receiptFor, verifyEnvelope } from "./wire.ts";
 import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
 
 export interface PeerServerOptions {
@@ -37,8 +37,8 @@ const MAX_CONNECTIONS_PER_SOURCE = 32;
 /** How often Node enforces the header and request timeouts (its default, 30 s, would stretch them to 30 s). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const LISTEN_BACKLOG = 4096;
-/** Signature jobs queued on libuv's pool (4 threads by default) before the server verifies inline instead. */
-const MAX_POOLED_CRYPTO_JOBS = 4;
+/** Requests' worth of rate budget a forged signature costs its source (at the default 50/s: 10 s of silence). */
+const BAD_SIGNATURE_PENALTY = 500;
 const PROTOCOL_VERSIONS = [1, 2];
 
 class Refusal {
@@ -59,7 +59,8 @@ export class PeerServer {
   readonly #batcher: CommitBatcher;
   #closing = false;
   readonly #perSource = new Map<string, number>();
-  #pooled = 0;
+  /** Each connection's source, parsed once at accept (every request on it has the same one). */
+  readonly #sources = new WeakMap<Socket, Source>();
 
   constructor(o: PeerServerOptions) {
     this.#o = o;
@@ -90,24 +91,10 @@ export class PeerServer {
     });
   }
 
-  /**
-   * Signature work goes to the thread pool while few jobs are queued there (spreading it over every core), and runs
-   * inline once the pool is busy: an unbounded pool queue would let a flood of bad signatures delay everyone's
-   * messages by seconds, while inline work keeps the event loop's natural back-pressure.
-   */
-  async #crypto<T>(pooled: () => Promise<T>, inline: () => T): Promise<T> {
-    if (this.#pooled >= MAX_POOLED_CRYPTO_JOBS) return inline();
-    this.#pooled++;
-    try {
-      return await pooled();
-    } finally {
-      this.#pooled--;
-    }
-  }
-
   /** Caps connections per source before any HTTP parsing: one flooding source cannot starve the others. */
   #admit(socket: Socket): void {
-    const key = rateKey(socket.remoteAddress);
+    const source = sourceOf(socket.remoteAddress);
+    const key = source.bucket;
     const n = (this.#perSource.get(key) ?? 0) + 1;
     // A source that was already answered 429 and is still over its rate gets no HTTP at all until it slows down:
     // dropping a connection costs far less than parsing and refusing a request, which keeps others served.
@@ -116,6 +103,7 @@ export class PeerServer {
       return;
     }
     this.#perSource.set(key, n);
+    this.#sources.set(socket, source);
     socket.once("close", () => {
       const left = (this.#perSource.get(key) ?? 1) - 1;
       if (left <= 0) this.#perSource.delete(key);
@@ -156,13 +144,11 @@ export class PeerServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // 1. The source must be a Yggdrasil address. No switch turns this off.
-    const src = parseIPv6(req.socket.remoteAddress ?? "");
-    const bucket = rateKey(req.socket.remoteAddress);
+    const { src, text: source, bucket } = this.#sources.get(req.socket) ?? sourceOf(req.socket.remoteAddress);
     if (!src || !isYggdrasilAddress(src)) {
       this.#limiter.take(bucket); // counted too, so that a flood from outside the mesh is dropped at accept
       return this.#refuse(res, new Refusal("P2P_ERR_SOURCE_NOT_YGGDRASIL"), true);
     }
-    const source = formatIPv6(src);
     if (this.#closing) return this.#refuse(res, new Refusal("P2P_ERR_SHUTTING_DOWN"), true);
 
     // 2. Rate limit per source (a 300::/8 subnet belongs to one key: limit it as one source).
@@ -184,7 +170,13 @@ export class PeerServer {
       body = read;
     }
     const out = await route.run(this, { src, source, query: q === -1 ? "" : url.slice(q + 1), body });
-    if (out instanceof Refusal) return this.#refuse(res, out);
+    if (out instanceof Refusal) {
+      // A forged signature is never an honest mistake: the source loses its connection and, for a while, its access
+      // (later connections are dropped at accept), so a flood of forgeries cannot keep the verifier busy.
+      const forged = out.code === "P2P_ERR_BAD_SIGNATURE";
+      if (forged) this.#limiter.penalize(bucket, BAD_SIGNATURE_PENALTY);
+      return this.#refuse(res, out, forged);
+    }
     this.#json(res, 200, out);
   }
 
@@ -234,16 +226,14 @@ export class PeerServer {
     if (env.to !== self.address) return new Refusal("P2P_ERR_WRONG_RECIPIENT", `this node is ${self.address}, not ${env.to}`);
     const now = Date.now();
     if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
-    if (!(await this.#crypto(() => verifyEnvelopeAsync(env), () => verifyEnvelope(env)))) return new Refusal("P2P_ERR_BAD_SIGNATURE");
+    // Signatures are checked and made inline: on the thread pool each job's hand-off cost more CPU than it saved,
+    // and inline work keeps the event loop's natural back-pressure under a flood (measured, see docs/security.md).
+    if (!verifyEnvelope(env)) return new Refusal("P2P_ERR_BAD_SIGNATURE");
     const bound = this.#bindKey(ctx.src, env.from, env.key, now);
     if (bound) return bound;
     const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now });
     if (outcome instanceof Refusal) return outcome;
-    const receipt = await this.#crypto(
-      () => signReceiptAsync(this.#o.self, env, outcome.storedAt),
-      () => buildReceipt(this.#o.self, env, outcome.storedAt),
-    );
-    return { ok: true, duplicate: outcome.duplicate, receipt };
+    return { ok: true, duplicate: outcome.duplicate, receipt: receiptFor(this.#o.self, env, outcome.storedAt) };
   }
 
   /** The same checks for a legacy v1 message (v1 has no recipient field, so step 5 cannot apply). */
@@ -325,14 +315,23 @@ export class PeerServer {
   }
 }
 
-/** The unit of rate and connection limits: the source address, or its whole /64 for a 300::/8 source. */
-function rateKey(remote: string | undefined): string {
+interface Source {
+  /** The parsed source address (undefined if the socket has none we can read). */
+  src: Uint8Array | undefined;
+  /** Its canonical text. */
+  text: string;
+  /** The unit of rate and connection limits: the source address, or its whole /64 for a 300::/8 source. */
+  bucket: string;
+}
+
+function sourceOf(remote: string | undefined): Source {
   const src = parseIPv6(remote ?? "");
-  if (!src) return remote ?? "?";
-  if (src[0] !== 0x03) return formatIPv6(src);
+  if (!src) return { src, text: remote ?? "?", bucket: remote ?? "?" };
+  const text = formatIPv6(src);
+  if (src[0] !== 0x03) return { src, text, bucket: text };
   const net = new Uint8Array(16);
   net.set(src.subarray(0, 8));
-  return formatIPv6(net);
+  return { src, text, bucket: formatIPv6(net) };
 }
 
 interface RouteContext {

@@ -21,7 +21,7 @@ import {
   utf8ByteLength,
 } from "./encoding.ts";
 import { P2PError, fail, ok, type ErrorCode, type Result } from "./errors.ts";
-import { SIGNATURE_BYTES, signBytes, signBytesAsync, verifyBytes, verifyBytesAsync, type KeyPair } from "./keys.ts";
+import { SIGNATURE_BYTES, signBytes, verifyBytes, type KeyPair } from "./keys.ts";
 
 // --- constants (docs/protocol.md section 2) ---
 
@@ -369,12 +369,6 @@ export function verifyEnvelope(e: Envelope): boolean {
   return verifySigned(e, () => envelopeSigningBytes(e));
 }
 
-/** verifyEnvelope on the thread pool (the peer server's path under load). Never rejects. */
-export async function verifyEnvelopeAsync(e: Envelope): Promise<boolean> {
-  const parts = signedParts(e, () => envelopeSigningBytes(e));
-  return parts ? verifyBytesAsync(parts.key, parts.data, parts.sig) : false;
-}
-
 /**
  * Builds and signs an envelope from `id`'s address to `to` (either address may be given in any IPv6 text form; the
  * envelope carries the canonical text). Throws P2PError with the field's code when a field is invalid, and
@@ -466,31 +460,36 @@ export function verifyReceipt(r: Receipt): boolean {
  * The recipient's signed statement that it durably stored message `e.id` from `e.from` at `storedAt`. Ed25519 is
  * deterministic, so rebuilding with the same `storedAt` yields the identical receipt (duplicates get the original).
  */
-/**
- * The receiver's fast path: the same receipt as buildReceipt, signed on the thread pool, for an envelope that
- * already passed parseEnvelope (so its fields need no second validation).
- */
-export async function signReceiptAsync(self: Signer, e: { id: string; from: string }, storedAt: number): Promise<Receipt> {
-  const unsigned = unsignedReceipt(self, e, storedAt);
-  return { ...unsigned, sig: encodeBase64(await signBytesAsync(self, receiptSigningBytes(unsigned))) };
-}
-
 export function buildReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Receipt {
   const unsigned = unsignedReceipt(id, e, storedAt);
   assertValid(parseReceipt({ ...unsigned, sig: PLACEHOLDER_SIG }));
-  return { ...unsigned, sig: encodeBase64(signBytes(id, receiptSigningBytes(unsigned))) };
+  return signReceipt(id, unsigned);
+}
+
+/**
+ * The receiver's fast path: the same receipt as buildReceipt for an envelope that already passed parseEnvelope and
+ * came from `e.from` (so its fields need no second validation).
+ */
+export function receiptFor(self: Signer, e: Envelope, storedAt: number): Receipt {
+  // parseEnvelope only accepts canonical address text, so e.from needs no rewriting.
+  return signReceipt(self, { v: PROTOCOL_VERSION, type: "receipt", id: e.id, from: e.from, ...signerFields(self), stored: storedAt });
+}
+
+function signReceipt(self: Signer, unsigned: Omit<Receipt, "sig">): Receipt {
+  return { ...unsigned, sig: encodeBase64(signBytes(self, receiptSigningBytes(unsigned))) };
 }
 
 function unsignedReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Omit<Receipt, "sig"> {
-  return {
-    v: PROTOCOL_VERSION,
-    type: "receipt",
-    id: e.id,
-    from: canonicalAddress(e.from) ?? e.from,
-    to: canonicalAddress(id.address) ?? id.address,
-    key: encodeBase64(id.publicKey),
-    stored: storedAt,
-  };
+  return { v: PROTOCOL_VERSION, type: "receipt", id: e.id, from: canonicalAddress(e.from) ?? e.from, ...signerFields(id), stored: storedAt };
+}
+
+// A signer's canonical address and base64 key, computed once per signer object (the receiver signs a receipt per
+// message). Signers are built once and never mutated.
+const signerCache = new WeakMap<Signer, { to: string; key: string }>();
+function signerFields(id: Signer): { to: string; key: string } {
+  let f = signerCache.get(id);
+  if (!f) signerCache.set(id, (f = { to: canonicalAddress(id.address) ?? id.address, key: encodeBase64(id.publicKey) }));
+  return f;
 }
 
 // --- ping proof ---

@@ -5,7 +5,7 @@
  * costs ~40 MB of RSS; `npm run bench` builds dist/ first); otherwise the sources. Plain JS for that reason.
  * Prints one JSON line `{"ready":true,"address":...,"pid":...}` on stdout once the peer server listens, or
  * `{"ready":false,"error":...,"code":...}` and exits 1. Then answers stdin lines:
- *   `stats` -> `{"rss":..,"heapUsed":..,"counts":{..}}`, `stop` -> stops cleanly, prints `{"stopped":true}`, exits 0.
+ *   `stats` -> `{"rss":..,"heapUsed":..,"cpuMs":..,"counts":{..}}`, `stop` -> stops cleanly, prints `{"stopped":true}`, exits 0.
  * SIGTERM stops cleanly too. Logs go to stderr.
  */
 import { createInterface } from "node:readline";
@@ -42,6 +42,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   const cmd = line.trim();
   if (cmd === "stats") {
     const m = process.memoryUsage();
-    out({ rss: m.rss, heapUsed: m.heapUsed, counts: node.store.counts() });
+    const cpu = process.cpuUsage();
+    out({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, cpuMs: (cpu.user + cpu.system) / 1000, counts: node.store.counts() });
   } else if (cmd === "stop") void stop();
 });

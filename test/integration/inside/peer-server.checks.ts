@@ -174,6 +174,16 @@ describe("peer server checks through real sockets", () => {
     await refused(await post(s, { ...envelope(s), content: "tampered" }), 403, "P2P_ERR_BAD_SIGNATURE");
   });
 
+  it("7b. closes the connection after a forged signature and drops the source's next connections at accept", async () => {
+    const s = newSender();
+    const r = await post(s, { ...envelope(s), content: "tampered" });
+    assert.equal(r.json.error, "P2P_ERR_BAD_SIGNATURE");
+    assert.equal(r.headers.connection, "close");
+    // Even a valid message from the forger gets no HTTP now: verifying its flood would cost the node every core.
+    await assert.rejects(post(s, envelope(s)), { code: "ECONNRESET" });
+    await stillAccepts();
+  });
+
   it("8. refuses a key that differs from the derived key, and records it for the user", async () => {
     const s = newSender();
     assert.equal((await post(s, envelope(s))).status, 200);
