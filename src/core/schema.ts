@@ -85,6 +85,17 @@ export const MIGRATIONS: readonly string[] = [
   -- status lists recent key mismatches: only peers that had one are indexed
   CREATE INDEX peers_key_mismatch ON peers (last_key_mismatch_at) WHERE last_key_mismatch_at IS NOT NULL;
   `,
+  // 3: fewer pages written per inbound message (each one is WAL written and fsynced before the receipt):
+  // outbox-by-state paging only ever asks for outbound rows, and the replay memory is filled when an inbound row is
+  // deleted (by anything, a trigger cannot be bypassed), since a stored row already refuses its own replay.
+  `
+  DROP INDEX messages_dir_state_seq;
+  CREATE INDEX messages_out_state_seq ON messages (state, seq) WHERE direction = 'out';
+  CREATE TRIGGER messages_deleted_to_replay AFTER DELETE ON messages WHEN old.direction = 'in'
+  BEGIN
+    INSERT OR IGNORE INTO replay (peer, id, ts, stored_at) VALUES (old.peer, old.id, old.ts, old.created_at);
+  END;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

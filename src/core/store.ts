@@ -212,7 +212,6 @@ export class Store {
   #countPeers: StatementSync;
 
   #replayGet: StatementSync;
-  #replayInsert: StatementSync;
   #replayPrune: StatementSync;
   #insertInbound: StatementSync;
   #inboundStoredAt: StatementSync;
@@ -269,8 +268,8 @@ export class Store {
     );
     this.#countPeers = p("SELECT count(*) AS n FROM peers");
 
+    // Filled by the messages_deleted_to_replay trigger (schema 3): a deleted inbound row still refuses its replay.
     this.#replayGet = p("SELECT stored_at FROM replay WHERE peer = ? AND id = ?");
-    this.#replayInsert = p("INSERT OR IGNORE INTO replay (peer, id, ts, stored_at) VALUES (?, ?, ?, ?)");
     // An entry may go once both the message's own time and its arrival are outside the window: a replay of it
     // would then be refused as stale by the timestamp check anyway.
     this.#replayPrune = p("DELETE FROM replay WHERE stored_at < ? AND ts < ?");
@@ -573,9 +572,9 @@ export class Store {
   // ---------------------------------------------------------------- inbound
 
   /**
-   * Stores a batch in one transaction (one fsync for the lot). Each (peer, id) already seen, in the replay memory,
-   * the messages table or earlier in the same batch, is reported as a duplicate with the storedAt of its first
-   * arrival, so that the rebuilt receipt is identical. Returns one result per item, in order. All or nothing: on
+   * Stores a batch in one transaction (one fsync for the lot). Each (peer, id) already seen, in the messages table,
+   * earlier in the same batch, or in the replay memory (rows deleted within the window, filled by a trigger), is
+   * reported as a duplicate with the storedAt of its first arrival, so that the rebuilt receipt is identical. Returns one result per item, in order. All or nothing: on
    * P2P_ERR_STORAGE no item is stored and none may be acknowledged.
    */
   acceptInbound(batch: readonly InboundItem[]): { duplicate: boolean; storedAt: number }[] {
@@ -593,7 +592,6 @@ export class Store {
           out.push({ duplicate: true, storedAt: this.#inboundStoredAt.get(m.peer, m.id)?.created_at as number });
           continue;
         }
-        this.#replayInsert.run(m.peer, m.id, m.ts, m.storedAt);
         out.push({ duplicate: false, storedAt: m.storedAt });
       }
       return out;

@@ -1,6 +1,8 @@
 /** Store: accepting inbound messages (dedupe, original storedAt), the inbox, host dispatch, replay memory, meta. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { APPLICATION_ID, MIGRATIONS } from "../../src/core/schema.ts";
 import { Store } from "../../src/core/store.ts";
 import { PEER_A, PEER_B, inbound, openTemp } from "../helpers/store-fixture.ts";
 
@@ -134,4 +136,40 @@ test("acceptInbound stores many batches of 64 from several peers completely (its
   const perSecond = Math.round((BATCHES * 64) / ((performance.now() - started) / 1000));
   t.diagnostic(`acceptInbound: ${perSecond} messages/s in batches of 64`);
   assert.equal(store.counts().inbox, BATCHES * 64);
+});
+
+test("a schema-2 database is upgraded in place: messages kept, outbox-by-state still indexed, deletes feed the replay memory", (t) => {
+  const { dir, store } = openTemp(t);
+  store.close();
+  // Rebuild the file as schema 2 wrote it, with a message in it.
+  const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
+  const file = `${dir}/peers.db`;
+  rmSync(file);
+  const raw = new DatabaseSync(file);
+  raw.exec("PRAGMA journal_mode = WAL");
+  raw.exec(MIGRATIONS[0]!);
+  raw.exec(MIGRATIONS[1]!);
+  raw.exec(`PRAGMA application_id = ${APPLICATION_ID}; PRAGMA user_version = 2`);
+  raw.exec(`INSERT INTO messages (id, peer, direction, kind, content, ts, created_at, state) VALUES ('old', '${PEER_A}', 'in', 'chat', 'kept', 1000, 2000, 'received')`);
+  raw.close();
+
+  const s = Store.open(dir);
+  t.after(() => s.close());
+  assert.deepEqual(s.listInbox().map((m) => [m.id, m.content]), [["old", "kept"]]);
+  const check = new DatabaseSync(file, { readOnly: true });
+  t.after(() => check.close());
+  const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'").all().map((r) => r.name);
+  assert.ok(indexes.includes("messages_out_state_seq") && !indexes.includes("messages_dir_state_seq"), String(indexes));
+  const plan = check.prepare("EXPLAIN QUERY PLAN SELECT * FROM messages WHERE direction = 'out' AND state = 'queued' AND seq < 9 ORDER BY seq DESC LIMIT 5").all();
+  assert.match(plan.map((r) => r.detail).join(" | "), /messages_out_state_seq/);
+  // The new message path writes no replay row; a deleted inbound row still refuses its replay.
+  s.acceptInbound([inbound("new", { storedAt: 3000 })]);
+  assert.equal(check.prepare("SELECT count(*) AS n FROM replay").get()?.n, 0);
+  const del = new DatabaseSync(file);
+  del.exec("DELETE FROM messages WHERE direction = 'in'");
+  del.close();
+  assert.deepEqual(s.acceptInbound([inbound("old", { storedAt: 4000 }), inbound("new", { storedAt: 4000 })]), [
+    { duplicate: true, storedAt: 2000 },
+    { duplicate: true, storedAt: 3000 },
+  ]);
 });
