@@ -3,8 +3,10 @@
  *   parse:  read the body, JSON.parse it, answer 200.
  *   verify: also parse the envelope and verify its one Ed25519 signature (the same wire functions the node uses).
  * Argument: JSON `{port, mode}`. Prints `{"ready":true}` once listening. Same keep-alive settings as the node.
+ * Answers a `stats` line on stdin with `{"cpuMs":..}` (this process's CPU time so far), as the node runner does.
  */
 import { createServer } from "node:http";
+import { createInterface } from "node:readline";
 import { decodeJsonBody, parseEnvelope, verifyEnvelope } from "../src/core/wire.ts";
 
 const { port, mode } = JSON.parse(process.argv[2]!) as { port: number; mode: "parse" | "verify" };
@@ -34,3 +36,8 @@ const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
 });
 server.listen({ port, host: "::" }, () => process.stdout.write(`${JSON.stringify({ ready: true, port })}\n`));
 process.once("SIGTERM", () => process.exit(0));
+createInterface({ input: process.stdin }).on("line", (line) => {
+  if (line.trim() !== "stats") return;
+  const cpu = process.cpuUsage();
+  process.stdout.write(`${JSON.stringify({ cpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
+});

@@ -232,9 +232,11 @@ describe("inbound loop", () => {
         status.push(s);
       },
     };
-    const reply = { text: "" as string | undefined, gate: undefined as Promise<void> | undefined };
+    const reply = { text: "" as string | undefined, gate: undefined as Promise<void> | undefined, failures: [] as Error[] };
     const dispatch = async (p: Record<string, any>) => {
       calls.push(p);
+      const failure = reply.failures.shift();
+      if (failure) throw failure;
       if (reply.gate && p.rawBody.startsWith("slow")) await reply.gate;
       if (reply.text) await p.deliver({ text: reply.text });
     };
@@ -275,6 +277,30 @@ describe("inbound loop", () => {
       await t.waitFor(() => t.store.listOutbox({ limit: 10 }).some((m) => m.content === "hi back" && m.peer === PEER_A), "reply in outbox");
       await t.waitFor(() => t.store.listUnhandled(10).length === 0, "marked handled");
       assert.ok(t.status.some((s) => s.running === true));
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("retries a dispatch that met OpenClaw's state lock held by another process; other failures are final", async () => {
+    const t = setup({});
+    try {
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      // What OpenClaw throws when a CLI command or another gateway holds its state database's lifecycle lock.
+      const contention = Object.assign(new Error("another OpenClaw process owns state-lifecycle"), { name: "StateDatabaseCoordinatorContentionError" });
+      t.reply.failures.push(contention, contention);
+      t.reply.text = "got it";
+      t.inbound(PEER_A, "are you there");
+      await t.waitFor(() => t.store.listOutbox({ limit: 10 }).some((m) => m.content === "got it"), "reply after the lock was released");
+      assert.equal(t.calls.length, 3, "two refused attempts, then the turn");
+      await t.waitFor(() => t.store.listUnhandled(10).length === 0, "marked handled");
+
+      t.reply.failures.push(new Error("model exploded"));
+      t.inbound(PEER_A, "second");
+      await t.waitFor(() => t.calls.length === 4 && t.store.listUnhandled(10).length === 0, "a final failure is marked handled");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(t.calls.length, 4, "not retried");
+      assert.equal(t.store.listInbox({ peer: PEER_A }).length, 2, "both stay in the inbox");
     } finally {
       await t.stop();
     }

@@ -119,7 +119,7 @@ test("unprivileged (nobody), explicit spawn: the daemon's panic becomes P2P_ERR_
     const sup = new SupervisorChild({ dataDir: join(dir, "data"), mode: "spawn" }, { ns, asUser: "nobody" });
     const ev = await sup.started;
     assert.equal(ev.event, "error", JSON.stringify(ev));
-    assert.equal(ev.error!.code, "P2P_ERR_YGG_NO_PRIVILEGE");
+    assert.equal(ev.error!.code, "P2P_ERR_YGG_NO_PRIVILEGE", JSON.stringify(ev));
     assert.match(ev.error!.message!, /panic: (permission denied|operation not permitted)/);
     assert.match(ev.error!.hint!, /setcap cap_net_admin\+ep/);
     assert.equal(ev.status.state, "failed");

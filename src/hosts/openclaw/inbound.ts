@@ -55,6 +55,15 @@ function inflight(): Set<string> {
   return (g[INFLIGHT_KEY] ??= new Set<string>());
 }
 
+/** Dispatches retried because OpenClaw's state database was locked by another process, by row (bounded below). */
+const contentionRetries = new Map<string, number>();
+/** At the 0.5 s poll, about 30 s of trying before the failure is final (the message stays in the inbox). */
+const MAX_CONTENTION_RETRIES = 60;
+function isStateContention(err: unknown): boolean {
+  const e = err as Error | undefined;
+  return e?.name === "StateDatabaseCoordinatorContentionError" || /another OpenClaw process owns/i.test(e?.message ?? "");
+}
+
 /** Splits text into pieces of at most `maxBytes` UTF-8 bytes, on code point boundaries (prefers line breaks). */
 export function splitUtf8(text: string, maxBytes = MAX_CONTENT_BYTES): string[] {
   if (Buffer.byteLength(text, "utf8") <= maxBytes) return [text];
@@ -287,6 +296,7 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
     // it over again. Any other failure is final for this message (it stays in the inbox): no retry storm.
     if (outcome === "retry" || ctx.abortSignal.aborted) return;
     node.store.markHandled([row.seq], Date.now());
+    contentionRetries.delete(key);
   }
 }
 
@@ -380,6 +390,14 @@ async function dispatchOne(
     const text = (err as Error)?.message ?? String(err);
     if ((err as Error)?.name === "GatewayDrainingError" || /draining/i.test(text)) {
       ctx.log?.info(`${CHANNEL_ID}: gateway draining; message ${row.id} from ${who} will be dispatched again`);
+      return "retry";
+    }
+    // Another OpenClaw process (a CLI command, a second gateway) briefly holds the state database's lifecycle lock:
+    // transient, so the row stays unhandled and the next polls try again, a bounded number of times.
+    const key = `${node.dataDir}\0${row.seq}`;
+    if (isStateContention(err) && (contentionRetries.get(key) ?? 0) < MAX_CONTENTION_RETRIES) {
+      contentionRetries.set(key, (contentionRetries.get(key) ?? 0) + 1);
+      ctx.log?.info(`${CHANNEL_ID}: message ${row.id} from ${who} will be dispatched again: ${text}`);
       return "retry";
     }
     const msg = `dispatch of message ${row.id} from ${who} failed: ${text}`;
