@@ -574,8 +574,8 @@ export class Store {
   /**
    * Stores a batch in one transaction (one fsync for the lot). Each (peer, id) already seen, in the messages table,
    * earlier in the same batch, or in the replay memory (rows deleted within the window, filled by a trigger), is
-   * reported as a duplicate with the storedAt of its first arrival, so that the rebuilt receipt is identical. Returns one result per item, in order. All or nothing: on
-   * P2P_ERR_STORAGE no item is stored and none may be acknowledged.
+   * reported as a duplicate with the storedAt of its first arrival, so that the rebuilt receipt is identical. Returns
+   * one result per item, in order. All or nothing: on P2P_ERR_STORAGE no item is stored and none may be acknowledged.
    */
   acceptInbound(batch: readonly InboundItem[]): { duplicate: boolean; storedAt: number }[] {
     if (batch.length === 0) return [];
