@@ -65,6 +65,15 @@ function seedHex(label: string): string {
 function addrOfSeed(hex: string): string {
   return formatIPv6(deriveAddress(keyPairFromSeed(Buffer.from(hex, "hex")).publicKey));
 }
+/** The load comes from peers the node knows (a stranger would be held to its pending quota of 200 messages). */
+function trust(dataDir: string, addresses: string[]): void {
+  const st = Store.open(dataDir);
+  try {
+    for (const address of addresses) st.upsertPeer({ address, trust: "trusted" });
+  } finally {
+    st.close();
+  }
+}
 function tmp(label: string): string {
   const d = mkdtempSync(join(tmpdir(), `declaw-bench-${label}-`));
   cleanups.push(() => rmSync(d, { recursive: true, force: true }));
@@ -178,12 +187,14 @@ async function benchThroughput(net: Testnet, ctx: Ctx): Promise<void> {
   const N = net.add();
   N.addAddress("lo", `${nodeAddr}/128`);
   for (const s of senders) N.addAddress("lo", `${addrOfSeed(s)}/128`);
+  trust(ctx.nodeDir, senders.map(addrOfSeed));
   const node = await startJsonChild(N, INSIDE_NODE, { dataDir: ctx.nodeDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
   const before = await node.send("stats");
   // The same node code on a tmpfs data dir (fsync costs nothing there): separates disk cost from CPU cost.
   const shmDir = mkdtempSync("/dev/shm/declaw-bench-");
   cleanups.push(() => rmSync(shmDir, { recursive: true, force: true }));
   copyFileSync(join(ctx.nodeDir, "identity.json"), join(shmDir, "identity.json"));
+  trust(shmDir, senders.map(addrOfSeed));
   const shmNode = await startJsonChild(N, INSIDE_NODE, { dataDir: shmDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8098, rateLimit: HIGH_RATE_LIMIT } });
   const parse = await startJsonChild(N, CEILING, { port: 8100, mode: "parse" });
   const verify = await startJsonChild(N, CEILING, { port: 8101, mode: "verify" });
@@ -203,6 +214,7 @@ async function benchYggdrasil(net: Testnet): Promise<void> {
   const senderSeed = seedHex("ygg-sender");
   const senderKp = keyPairFromSeed(Buffer.from(senderSeed, "hex"));
   const senderAddr = addrOfSeed(senderSeed);
+  trust(nodeDir, [senderAddr]);
   const work = tmp("ygg-conf");
   const conf = (name: string, keyHex: string, address: string, listen: string[], peers: string[]) => {
     const file = join(work, `${name}.json`);
@@ -232,10 +244,7 @@ async function benchFlood(_net: Testnet, ctx: Ctx): Promise<void> {
   const dir = tmp("flood-node");
   const id = loadOrCreateIdentity(dir);
   N.addAddress(nDev, `${id.address}/7`);
-  const trusted = addrOfSeed(senders[0]!);
-  const st = Store.open(dir);
-  st.upsertPeer({ address: trusted, trust: "trusted" });
-  st.close();
+  trust(dir, [addrOfSeed(senders[0]!)]);
   // Default config: the per-source rate limit is part of what is measured here.
   await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8199 } });
   const sources: { address: string; kind: "badsig" | "nonygg" }[] = [];
@@ -289,6 +298,7 @@ async function benchScale(_net: Testnet, ctx: Ctx): Promise<void> {
     rows.push({ section: "scale", name, value: `median ${fmt(t.medianMs, 2)} ms, max ${fmt(t.maxMs, 2)} ms`, target: isPage ? "<= 10 ms" : undefined, met: isPage ? t.maxMs <= 10 : undefined, raw: t });
   }
   N.addAddress(nDev, `${id.address}/7`);
+  trust(dir, senders.map(addrOfSeed));
   const node = await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8299, rateLimit: HIGH_RATE_LIMIT } });
   const idle = await node.send("stats");
   const load = await runJson(S, LOADGEN, { ...loadPlan(id.address, 8299, id.address, senders, 32), durationMs: QUICK ? 1_500 : 3_000 });

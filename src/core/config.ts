@@ -20,6 +20,11 @@ export interface NodeConfig {
   maxMessageAgeMs: number;
   bodyLimitBytes: number;
   rateLimit: { perSecond: number; burst: number };
+  /**
+   * Messages kept from one peer the user has not accepted yet (trust "pending"); beyond that the peer is answered
+   * 429 P2P_ERR_PENDING_QUOTA and its sender keeps them queued. Not a config.json key: the default is the policy.
+   */
+  pendingMaxMessages: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -36,6 +41,9 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   bodyLimitBytes: 64 * 1024,
   // Generous for a person or an agent, tight for a flood: 50 requests/s sustained per source, bursts of 200.
   rateLimit: Object.freeze({ perSecond: 50, burst: 200 }),
+  // A stranger's messages wait for the user's decision; 200 is plenty to introduce oneself, and bounds the disk a
+  // stranger can fill to 200 x 64 KiB per address.
+  pendingMaxMessages: 200,
 }) as NodeConfig;
 
 export const CONFIG_FILE = "config.json";

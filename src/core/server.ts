@@ -12,7 +12,7 @@ import { ERROR_TABLE, P2PError, type ErrorCode } from "./errors.ts";
 import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
-import type { Store } from "./store.ts";
+import type { PeerRow, Store } from "./store.ts";
 import { buildPingProof, decodeJsonBody, parseEnvelope, parseNonce, receiptFor, verifyEnvelope } from "./wire.ts";
 import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
 
@@ -37,6 +37,8 @@ const MAX_CONNECTIONS_PER_SOURCE = 32;
 /** How often Node enforces the header and request timeouts (its default, 30 s, would stretch them to 30 s). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const LISTEN_BACKLOG = 4096;
+/** When a peer at its pending quota should try again (the user may accept it meanwhile). */
+const PENDING_QUOTA_RETRY_S = 600;
 /** Requests' worth of rate budget a forged signature costs its source (at the default 50/s: 10 s of silence). */
 const BAD_SIGNATURE_PENALTY = 500;
 const PROTOCOL_VERSIONS = [1, 2];
@@ -229,9 +231,9 @@ export class PeerServer {
     // Signatures are checked and made inline: on the thread pool each job's hand-off cost more CPU than it saved,
     // and inline work keeps the event loop's natural back-pressure under a flood (measured, see docs/security.md).
     if (!verifyEnvelope(env)) return new Refusal("P2P_ERR_BAD_SIGNATURE");
-    const bound = this.#bindKey(ctx.src, env.from, env.key, now);
-    if (bound) return bound;
-    const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now });
+    const peer = this.#bindKey(ctx.src, env.from, env.key, now);
+    if (peer instanceof Refusal) return peer;
+    const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now, quota: this.#quota(peer) });
     if (outcome instanceof Refusal) return outcome;
     return { ok: true, duplicate: outcome.duplicate, receipt: receiptFor(this.#o.self, env, outcome.storedAt) };
   }
@@ -248,9 +250,9 @@ export class PeerServer {
     const now = Date.now();
     if (Math.abs(m.timestamp - now) > this.#o.config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP");
     if (!verifyV1(m)) return new Refusal("P2P_ERR_BAD_SIGNATURE", "Invalid Ed25519 signature");
-    const bound = this.#bindKey(ctx.src, ctx.source, m.publicKey, now);
-    if (bound) return bound;
-    const outcome = await this.#commit({ id: v1MessageId(m), peer: ctx.source, kind: m.event, content: m.content, ts: m.timestamp, protocol: 1, storedAt: now });
+    const peer = this.#bindKey(ctx.src, ctx.source, m.publicKey, now);
+    if (peer instanceof Refusal) return peer;
+    const outcome = await this.#commit({ id: v1MessageId(m), peer: ctx.source, kind: m.event, content: m.content, ts: m.timestamp, protocol: 1, storedAt: now, quota: this.#quota(peer) });
     if (outcome instanceof Refusal) return outcome;
     return { ok: true };
   }
@@ -262,13 +264,13 @@ export class PeerServer {
   }
 
   /** Step 8: a key that derives to the source is bound by construction; otherwise the first key seen is pinned. */
-  #bindKey(src: Uint8Array, address: string, key: string, now: number): Refusal | undefined {
+  #bindKey(src: Uint8Array, address: string, key: string, now: number): Refusal | PeerRow {
     const { store } = this.#o;
     // bindKey costs a read for a peer seen in the last few seconds, a small write otherwise (pin, last seen).
     const derived = keyMatchesAddress(Buffer.from(key, "base64"), src);
     try {
       const r = store.bindKey(address, key, derived ? "derived" : "tofu", now);
-      if (r.ok) return undefined;
+      if (r.ok) return r.peer;
       if (r.reason === "blocked") return new Refusal("P2P_ERR_PEER_BLOCKED");
       this.#o.log.warn(`key mismatch for ${address}: refused a message signed by a different key than the pinned one`);
       return new Refusal("P2P_ERR_KEY_MISMATCH", `public key for ${address} differs from the pinned key; the owner must re-add the peer to accept a new key`);
@@ -277,9 +279,18 @@ export class PeerServer {
     }
   }
 
+  /** Step 9's storage bound: a peer the user has not accepted yet gets config.pendingMaxMessages stored, no more. */
+  #quota(peer: PeerRow): number | undefined {
+    return peer.trust === "pending" ? this.#o.config.pendingMaxMessages : undefined;
+  }
+
   async #commit(item: Parameters<CommitBatcher["add"]>[0]): Promise<{ duplicate: boolean; storedAt: number } | Refusal> {
     try {
       const outcome = await this.#batcher.add(item);
+      // Not stored: the sender keeps it queued and tries again later (or once the user has accepted it).
+      if (outcome.overQuota) {
+        return new Refusal("P2P_ERR_PENDING_QUOTA", `this node keeps ${item.quota} messages from a peer its user has not accepted yet; retry later`, { "Retry-After": String(PENDING_QUOTA_RETRY_S) });
+      }
       if (!outcome.duplicate) this.#o.onInbound?.();
       return outcome;
     } catch (err) {

@@ -76,6 +76,17 @@ export interface InboundItem {
   ts: number;
   protocol: 1 | 2;
   storedAt: number;
+  /** At most this many inbound messages may be stored from `peer` (a peer not accepted yet); unset: no limit. */
+  quota?: number;
+}
+/**
+ * What became of one inbound item: stored, or already stored (duplicate, with the first storedAt), or not stored
+ * because its peer is at its quota (overQuota: then duplicate is false and storedAt 0).
+ */
+export interface InboundOutcome {
+  duplicate: boolean;
+  storedAt: number;
+  overQuota?: true;
 }
 export interface OutboundItem {
   id: string;
@@ -215,6 +226,7 @@ export class Store {
   #replayPrune: StatementSync;
   #insertInbound: StatementSync;
   #inboundStoredAt: StatementSync;
+  #countInboundFrom: StatementSync;
 
   #insertOutbound: StatementSync;
   #claimDue: StatementSync;
@@ -279,6 +291,8 @@ export class Store {
        ON CONFLICT (direction, peer, id) DO NOTHING`,
     );
     this.#inboundStoredAt = p("SELECT created_at FROM messages WHERE direction = 'in' AND peer = ? AND id = ?");
+    // Bounded: stops counting at the quota (messages_dir_peer_seq).
+    this.#countInboundFrom = p("SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE direction = 'in' AND peer = ? LIMIT ?)");
 
     this.#insertOutbound = p(
       `INSERT INTO messages (id, peer, direction, kind, content, ts, created_at, state, attempts, next_attempt_at,
@@ -574,18 +588,31 @@ export class Store {
   /**
    * Stores a batch in one transaction (one fsync for the lot). Each (peer, id) already seen, in the messages table,
    * earlier in the same batch, or in the replay memory (rows deleted within the window, filled by a trigger), is
-   * reported as a duplicate with the storedAt of its first arrival, so that the rebuilt receipt is identical. Returns
-   * one result per item, in order. All or nothing: on P2P_ERR_STORAGE no item is stored and none may be acknowledged.
+   * reported as a duplicate with the storedAt of its first arrival, so that the rebuilt receipt is identical. A new
+   * item with a `quota` its peer has reached is not stored ({overQuota}); a duplicate is still answered as one.
+   * Returns one result per item, in order. All or nothing: on P2P_ERR_STORAGE no item is stored and none may be
+   * acknowledged.
    */
-  acceptInbound(batch: readonly InboundItem[]): { duplicate: boolean; storedAt: number }[] {
+  acceptInbound(batch: readonly InboundItem[]): InboundOutcome[] {
     if (batch.length === 0) return [];
     return this.#tx("store inbound messages", () => {
-      const out: { duplicate: boolean; storedAt: number }[] = [];
+      const out: InboundOutcome[] = [];
       for (const m of batch) {
         const replayed = this.#replayGet.get(m.peer, m.id);
         if (replayed !== undefined) {
           out.push({ duplicate: true, storedAt: replayed.stored_at as number });
           continue;
+        }
+        if (m.quota !== undefined) {
+          const stored = this.#inboundStoredAt.get(m.peer, m.id);
+          if (stored !== undefined) {
+            out.push({ duplicate: true, storedAt: stored.created_at as number });
+            continue;
+          }
+          if ((this.#countInboundFrom.get(m.peer, m.quota)?.n as number) >= m.quota) {
+            out.push({ duplicate: false, storedAt: 0, overQuota: true });
+            continue;
+          }
         }
         const r = this.#insertInbound.run(m.id, m.peer, m.kind, m.content, m.ts, m.storedAt, m.protocol);
         if (Number(r.changes) === 0) {

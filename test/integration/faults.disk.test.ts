@@ -56,6 +56,10 @@ describe("full or read-only data directory", { skip: avail.ok ? false : avail.re
     mounted = true;
     mkdirSync(dataDir);
     address = loadOrCreateIdentity(dataDir).address;
+    // A peer the receiver knows: a stranger would be held to its pending quota (200) before the disk fills.
+    const st = Store.open(dataDir);
+    st.upsertPeer({ address: SENDER, trust: "trusted" });
+    st.close();
     net = new Testnet();
     A = net.add();
     B = net.add();

@@ -95,6 +95,9 @@ describe("the Yggdrasil daemons SIGKILLed mid-storm: recovery without loss", { s
     before0.B = sB.yggdrasil.pid;
     const add = await cli(A, dirA.dir, ["add", idB.address, "--alias", "bob"]);
     assert.equal(add.code, 0, add.stderr);
+    // B knows A too: a storm from a stranger would stop at its pending quota (200 messages) by design.
+    const back = await cli(B, dirB.dir, ["add", idA.address, "--alias", "alice"]);
+    assert.equal(back.code, 0, back.stderr);
     const first = await waitFor("a first message A -> B delivered", async () => {
       const r = await cli(A, dirA.dir, ["send", "bob", "before the storm"], { timeoutMs: 30_000 });
       return r.json?.state === "delivered" ? r.json : undefined;

@@ -173,3 +173,23 @@ test("a schema-2 database is upgraded in place: messages kept, outbox-by-state s
     { duplicate: true, storedAt: 3000 },
   ]);
 });
+
+test("a quota stores at most that many messages from a peer, counting earlier items of the same batch; duplicates still answer", (t) => {
+  const { store } = openTemp(t);
+  store.acceptInbound([inbound("a", { storedAt: 1 })]);
+  const r = store.acceptInbound([
+    inbound("b", { storedAt: 2, quota: 2 }),
+    inbound("c", { storedAt: 3, quota: 2 }),
+    inbound("a", { storedAt: 4, quota: 2 }),
+    inbound("x", { storedAt: 5, quota: 2, peer: PEER_B }),
+  ]);
+  assert.deepEqual(r, [
+    { duplicate: false, storedAt: 2 },
+    { duplicate: false, storedAt: 0, overQuota: true },
+    { duplicate: true, storedAt: 1 },
+    { duplicate: false, storedAt: 5 },
+  ]);
+  assert.deepEqual(store.listInbox({ peer: PEER_A }).map((m) => m.id).sort(), ["a", "b"]);
+  // Without a quota (an accepted peer) nothing is counted.
+  assert.deepEqual(store.acceptInbound([inbound("c", { storedAt: 6 })]), [{ duplicate: false, storedAt: 6 }]);
+});

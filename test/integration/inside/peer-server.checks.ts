@@ -18,6 +18,8 @@ import { buildEnvelope, type Envelope } from "../../../src/core/wire.ts";
 
 const PORT = 8099;
 const RATE = { perSecond: 2, burst: 8 };
+/** Messages stored from a peer not accepted yet (the default is 200; every other check here stays under 4). */
+const PENDING_MAX = 4;
 
 function onLoopback(addr: string): string {
   execFileSync("ip", ["-6", "addr", "add", `${addr}/128`, "dev", "lo", "nodad"]);
@@ -94,7 +96,7 @@ describe("peer server checks through real sockets", () => {
 
   before(async () => {
     execFileSync("ip", ["link", "set", "lo", "up"]);
-    node = Node.open({ dataDir, config: { yggdrasil: "off", peerPort: PORT, rateLimit: RATE } });
+    node = Node.open({ dataDir, config: { yggdrasil: "off", peerPort: PORT, rateLimit: RATE, pendingMaxMessages: PENDING_MAX } });
     self = onLoopback(node.identity.address);
     onLoopback("fd00::5");
     await node.start();
@@ -225,6 +227,30 @@ describe("peer server checks through real sockets", () => {
     assert.equal(again.json.duplicate, true);
     assert.deepEqual(again.json.receipt, first.json.receipt);
     assert.equal(node.inbox({ peer: s.address }).filter((m) => m.id === e.id).length, 1);
+    await stillAccepts();
+  });
+
+  it("9b. stores at most PENDING_MAX messages from a peer not accepted yet, still answers its replays, and lifts the bound once accepted", async () => {
+    const s = newSender();
+    const sent: Envelope[] = [];
+    for (let i = 0; i < PENDING_MAX; i++) {
+      const e = envelope(s, {}, `hello ${i}`);
+      sent.push(e);
+      assert.equal((await post(s, e)).status, 200);
+    }
+    assert.equal(node.store.getPeer(s.address)?.trust, "pending");
+    const over = envelope(s, {}, "one too many");
+    const r = await post(s, over);
+    assert.equal(r.status, 429, JSON.stringify(r.json));
+    assert.equal(r.json.error, "P2P_ERR_PENDING_QUOTA");
+    assert.equal(r.headers["retry-after"], "600");
+    assert.equal(node.store.getMessage("in", over.id, s.address), undefined, "not stored");
+    const replay = await post(s, sent[0]!);
+    assert.equal(replay.status, 200);
+    assert.equal(replay.json.duplicate, true, "a stored message still gets its receipt");
+    node.store.setTrust(s.address, "trusted");
+    assert.equal((await post(s, over)).status, 200, "accepted once the user trusts the peer");
+    assert.equal(node.inbox({ peer: s.address }).length, PENDING_MAX + 1);
     await stillAccepts();
   });
 
