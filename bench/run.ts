@@ -10,18 +10,18 @@
  * Prints one table and writes it as JSON (default bench/results/latest.json). `--quick` shortens every phase.
  * Speed is measured and reported against the targets here, never asserted in tests.
  */
-import { spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { deriveAddress, formatIPv6 } from "../src/core/address.ts";
 import { loadOrCreateIdentity, yggdrasilPrivateKeyHex } from "../src/core/identity.ts";
 import { keyPairFromSeed } from "../src/core/keys.ts";
-import { Store } from "../src/core/store.ts";
 import { buildDaemonConfig, renderDaemonConfig } from "../src/yggdrasil/config.ts";
+import { trustPeers } from "../test/helpers/declaw.ts";
+import { spawnJson, type JsonChild } from "../test/helpers/fuzz-proc.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../test/helpers/netns.ts";
 import { fillStore, timeQueries } from "./scale.ts";
 
@@ -65,15 +65,6 @@ function seedHex(label: string): string {
 function addrOfSeed(hex: string): string {
   return formatIPv6(deriveAddress(keyPairFromSeed(Buffer.from(hex, "hex")).publicKey));
 }
-/** The load comes from peers the node knows (a stranger would be held to its pending quota of 200 messages). */
-function trust(dataDir: string, addresses: string[]): void {
-  const st = Store.open(dataDir);
-  try {
-    for (const address of addresses) st.upsertPeer({ address, trust: "trusted" });
-  } finally {
-    st.close();
-  }
-}
 function tmp(label: string): string {
   const d = mkdtempSync(join(tmpdir(), `declaw-bench-${label}-`));
   cleanups.push(() => rmSync(d, { recursive: true, force: true }));
@@ -83,44 +74,16 @@ function fmt(n: number | null | undefined, digits = 1): string {
   return n === null || n === undefined || !Number.isFinite(n) ? "n/a" : n.toFixed(digits);
 }
 
-/** A child in a namespace that prints JSON lines: resolves with the first line; `next()` awaits later ones. */
-async function startJsonChild(ns: Namespace, script: string, arg: unknown, timeoutMs = 30_000): Promise<{ child: ChildProcess; first: any; send: (line: string) => Promise<any>; stderr: () => string }> {
-  const child = ns.spawn(NODE, [script, JSON.stringify(arg)], { stdio: ["pipe", "pipe", "pipe"] });
-  let err = "";
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (err = (err + d).slice(-8000)));
-  const waiting: ((v: any) => void)[] = [];
-  const lines: any[] = [];
-  createInterface({ input: child.stdout! }).on("line", (l) => {
-    let v: unknown;
-    try {
-      v = JSON.parse(l);
-    } catch {
-      return;
-    }
-    const w = waiting.shift();
-    if (w) w(v);
-    else lines.push(v);
-  });
-  const next = () => new Promise<any>((resolve, reject) => {
-    if (lines.length) return resolve(lines.shift());
-    const t = setTimeout(() => reject(new Error(`${script}: no answer within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
-    waiting.push((v) => {
-      clearTimeout(t);
-      resolve(v);
-    });
-    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}; stderr: ${err}`)));
-  });
-  const first = await next();
-  if (first.ready === false) throw new Error(`${script} failed to start: ${first.code ?? ""} ${first.error}`);
-  return {
-    child,
-    first,
-    send: (line: string) => {
-      child.stdin!.write(`${line}\n`);
-      return next();
-    },
-    stderr: () => err,
+/** A server child (node runner or ceiling) once it is listening, and its CPU time on demand. */
+async function startJsonChild(ns: Namespace, script: string, arg: unknown, timeoutMs = 30_000): Promise<JsonChild & { stats: () => Promise<any> }> {
+  const c = spawnJson(ns, script, arg);
+  const first = await c.waitFor((v) => typeof v.ready === "boolean", timeoutMs, "ready");
+  if (!first.ready) throw new Error(`${script} failed to start: ${first.code ?? ""} ${first.error}`);
+  const stats = () => {
+    c.send("stats");
+    return c.waitFor((v) => typeof v.cpuMs === "number", timeoutMs, "stats");
   };
+  return { ...c, stats };
 }
 
 async function runJson(ns: Namespace, script: string, arg: unknown, timeoutMs = 120_000): Promise<any> {
@@ -150,12 +113,12 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
     const res: Record<string, any> = {};
     for (const [name, port, child] of servers) {
       const g = GUESS[name]!;
-      const cpu0 = (await child.send("stats")).cpuMs as number;
+      const cpu0 = (await child.stats()).cpuMs as number;
       res[name] = await runJson(gen, LOADGEN, loadPlan(nodeAddr, port, nodeAddr, senders, inFlight, bind, inFlight === 1 ? g[0] : g[1]));
       const r = res[name];
       const answered = Object.values(r.statuses as Record<string, number>).reduce((a, b) => a + b, 0);
       // Includes the warm-up's requests, which the load generator does not count: an upper bound, good for ratios.
-      r.serverCpuUsPerRequest = (((await child.send("stats")).cpuMs - cpu0) * 1000) / Math.max(1, answered * (1 + WARMUP_MS / RUN_MS));
+      r.serverCpuUsPerRequest = (((await child.stats()).cpuMs - cpu0) * 1000) / Math.max(1, answered * (1 + WARMUP_MS / RUN_MS));
       const bad = Object.entries(r.statuses).filter(([k]) => k !== "200");
       rows.push({
         section,
@@ -187,19 +150,19 @@ async function benchThroughput(net: Testnet, ctx: Ctx): Promise<void> {
   const N = net.add();
   N.addAddress("lo", `${nodeAddr}/128`);
   for (const s of senders) N.addAddress("lo", `${addrOfSeed(s)}/128`);
-  trust(ctx.nodeDir, senders.map(addrOfSeed));
+  trustPeers(ctx.nodeDir, senders.map(addrOfSeed));
   const node = await startJsonChild(N, INSIDE_NODE, { dataDir: ctx.nodeDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
-  const before = await node.send("stats");
+  const before = await node.stats();
   // The same node code on a tmpfs data dir (fsync costs nothing there): separates disk cost from CPU cost.
   const shmDir = mkdtempSync("/dev/shm/declaw-bench-");
   cleanups.push(() => rmSync(shmDir, { recursive: true, force: true }));
   copyFileSync(join(ctx.nodeDir, "identity.json"), join(shmDir, "identity.json"));
-  trust(shmDir, senders.map(addrOfSeed));
+  trustPeers(shmDir, senders.map(addrOfSeed));
   const shmNode = await startJsonChild(N, INSIDE_NODE, { dataDir: shmDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8098, rateLimit: HIGH_RATE_LIMIT } });
   const parse = await startJsonChild(N, CEILING, { port: 8100, mode: "parse" });
   const verify = await startJsonChild(N, CEILING, { port: 8101, mode: "verify" });
   await throughputRows("throughput", N, nodeAddr, senders, true, "loopback", [["node", 8099, node], ["node, data dir on tmpfs", 8098, shmNode], ["verify ceiling", 8101, verify], ["parse ceiling", 8100, parse]]);
-  const after = await node.send("stats");
+  const after = await node.stats();
   rows.push({ section: "throughput", name: "node after the runs", value: `inbox ${after.counts.inbox} messages, ${after.counts.peers} peers; RSS ${fmt(after.rss / 1048576)} MB (at start ${fmt(before.rss / 1048576)} MB)`, raw: { before, after } });
 }
 
@@ -214,7 +177,7 @@ async function benchYggdrasil(net: Testnet): Promise<void> {
   const senderSeed = seedHex("ygg-sender");
   const senderKp = keyPairFromSeed(Buffer.from(senderSeed, "hex"));
   const senderAddr = addrOfSeed(senderSeed);
-  trust(nodeDir, [senderAddr]);
+  trustPeers(nodeDir, [senderAddr]);
   const work = tmp("ygg-conf");
   const conf = (name: string, keyHex: string, address: string, listen: string[], peers: string[]) => {
     const file = join(work, `${name}.json`);
@@ -244,7 +207,7 @@ async function benchFlood(_net: Testnet, ctx: Ctx): Promise<void> {
   const dir = tmp("flood-node");
   const id = loadOrCreateIdentity(dir);
   N.addAddress(nDev, `${id.address}/7`);
-  trust(dir, [addrOfSeed(senders[0]!)]);
+  trustPeers(dir, [addrOfSeed(senders[0]!)]);
   // Default config: the per-source rate limit is part of what is measured here.
   await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8199 } });
   const sources: { address: string; kind: "badsig" | "nonygg" }[] = [];
@@ -298,11 +261,11 @@ async function benchScale(_net: Testnet, ctx: Ctx): Promise<void> {
     rows.push({ section: "scale", name, value: `median ${fmt(t.medianMs, 2)} ms, max ${fmt(t.maxMs, 2)} ms`, target: isPage ? "<= 10 ms" : undefined, met: isPage ? t.maxMs <= 10 : undefined, raw: t });
   }
   N.addAddress(nDev, `${id.address}/7`);
-  trust(dir, senders.map(addrOfSeed));
+  trustPeers(dir, senders.map(addrOfSeed));
   const node = await startJsonChild(N, INSIDE_NODE, { dataDir: dir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8299, rateLimit: HIGH_RATE_LIMIT } });
-  const idle = await node.send("stats");
+  const idle = await node.stats();
   const load = await runJson(S, LOADGEN, { ...loadPlan(id.address, 8299, id.address, senders, 32), durationMs: QUICK ? 1_500 : 3_000 });
-  const busy = await node.send("stats");
+  const busy = await node.stats();
   const baseline = Number(spawnSync(NODE, ["-e", "process.stdout.write(String(process.memoryUsage().rss))"], { encoding: "utf8" }).stdout);
   // The target is about holding the data (memory must not grow with what is stored); the figure after a burst of
   // 32 requests in flight is working memory of the moment (V8's young generation, allocator arenas), shown beside it.

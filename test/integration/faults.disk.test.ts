@@ -19,6 +19,7 @@ import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { keyPairFromSeed } from "../../src/core/keys.ts";
 import { Node } from "../../src/core/node.ts";
 import { Store } from "../../src/core/store.ts";
+import { trustPeers } from "../helpers/declaw.ts";
 import { spawnJson, type JsonChild } from "../helpers/fuzz-proc.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
@@ -57,9 +58,7 @@ describe("full or read-only data directory", { skip: avail.ok ? false : avail.re
     mkdirSync(dataDir);
     address = loadOrCreateIdentity(dataDir).address;
     // A peer the receiver knows: a stranger would be held to its pending quota (200) before the disk fills.
-    const st = Store.open(dataDir);
-    st.upsertPeer({ address: SENDER, trust: "trusted" });
-    st.close();
+    trustPeers(dataDir, [SENDER]);
     net = new Testnet();
     A = net.add();
     B = net.add();

@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { Store } from "../../src/core/store.ts";
 import { parseReceipt, verifyReceipt } from "../../src/core/wire.ts";
-import { tempDir } from "../helpers/declaw.ts";
+import { tempDir, trustPeers } from "../helpers/declaw.ts";
 import { spawnJson, type JsonChild } from "../helpers/fuzz-proc.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
@@ -52,9 +52,7 @@ describe("SIGKILL of the receiver during a 10,000-message storm", { skip: avail.
 
   it("nothing acknowledged is lost, nothing is stored twice, and the outbox delivers the rest after a restart", async () => {
     // B knows A: a storm from a stranger would stop at its pending quota (200 messages) by design.
-    const known = Store.open(dirB.dir);
-    known.upsertPeer({ address: idA.address, trust: "trusted" });
-    known.close();
+    trustPeers(dirB.dir, [idA.address]);
     receiver = spawnJson(B, INSIDE_NODE, receiverArg);
     await receiver.waitFor((v) => v.ready === true, 30_000, "the receiver to start");
     sender = spawnJson(A, SENDER, { dataDir: dirA, peer: idB.address, port: 8099, count: COUNT });

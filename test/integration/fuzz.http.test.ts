@@ -19,7 +19,7 @@ import { deriveAddress, formatIPv6 } from "../../src/core/address.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { keyPairFromSeed } from "../../src/core/keys.ts";
 import { Store } from "../../src/core/store.ts";
-import { tempDir } from "../helpers/declaw.ts";
+import { tempDir, trustPeers } from "../helpers/declaw.ts";
 import { fuzzBudgetMs, fuzzSeed } from "../helpers/fuzz-gen.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
@@ -49,9 +49,7 @@ describe(`HTTP fuzz against a node in a namespace (seed ${SEED})`, { skip: avail
     ns.addAddress("lo", "fd00:f0::1/128");
     // The honest half of the senders (see inside-fuzz-client.ts) is known to the node, so their thousands of valid
     // messages are not held to the pending quota; the forging half stays pending.
-    const known = Store.open(data.dir);
-    for (const a of senderAddrs.slice(0, senderAddrs.length >> 1)) known.upsertPeer({ address: a, trust: "trusted" });
-    known.close();
+    trustPeers(data.dir, senderAddrs.slice(0, senderAddrs.length >> 1));
     node = ns.spawn(process.execPath, [INSIDE_NODE, JSON.stringify({ dataDir: data.dir, quiet: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: { perSecond: 1e6, burst: 1e6 } } })], { stdio: ["pipe", "pipe", "pipe"] });
     node.stderr!.setEncoding("utf8").on("data", (d: string) => (nodeErr += d));
     const waiting: ((v: any) => void)[] = [];
