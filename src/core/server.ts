@@ -13,7 +13,8 @@ import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { PeerRow, Store } from "./store.ts";
-import { buildPingProof, decodeJsonBody, parseEnvelope, parseNonce, receiptFor, verifyEnvelope } from "./wire.ts";
+import { SignatureThread } from "./sig-thread.ts";
+import { buildPingProof, decodeJsonBody, envelopeSignedParts, parseEnvelope, parseNonce, receiptFor, unsignedReceiptFor, verifyEnvelope, withReceiptSig, type Envelope, type Receipt } from "./wire.ts";
 import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
 
 export interface PeerServerOptions {
@@ -59,6 +60,9 @@ export class PeerServer {
   readonly #server: Server;
   readonly #limiter: RateLimiter;
   readonly #batcher: CommitBatcher;
+  readonly #sigs: SignatureThread;
+  /** v2 messages between arrival and answer: when more than one, signature work goes to #sigs. */
+  #accepting = 0;
   #closing = false;
   readonly #perSource = new Map<string, number>();
   /** Each connection's source, parsed once at accept (every request on it has the same one). */
@@ -68,6 +72,7 @@ export class PeerServer {
     this.#o = o;
     this.#limiter = new RateLimiter(o.config.rateLimit);
     this.#batcher = new CommitBatcher(o.store);
+    this.#sigs = new SignatureThread(o.self);
     this.#server = createServer(
       {
         maxHeaderSize: MAX_HEADER_BYTES,
@@ -142,6 +147,7 @@ export class PeerServer {
     const timer = setTimeout(() => this.#server.closeAllConnections(), 2_000);
     await closed;
     clearTimeout(timer);
+    this.#sigs.close();
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -218,6 +224,15 @@ export class PeerServer {
 
   /** Steps 3-10 for a v2 envelope. */
   async acceptV2(ctx: RouteContext): Promise<object | Refusal> {
+    this.#accepting++;
+    try {
+      return await this.#acceptV2(ctx);
+    } finally {
+      this.#accepting--;
+    }
+  }
+
+  async #acceptV2(ctx: RouteContext): Promise<object | Refusal> {
     const { self, config } = this.#o;
     const json = decodeJsonBody(ctx.body!);
     if (!json.ok) return new Refusal(json.code, json.message);
@@ -228,14 +243,31 @@ export class PeerServer {
     if (env.to !== self.address) return new Refusal("P2P_ERR_WRONG_RECIPIENT", `this node is ${self.address}, not ${env.to}`);
     const now = Date.now();
     if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
-    // Signatures are checked and made inline: on the thread pool each job's hand-off cost more CPU than it saved,
-    // and inline work keeps the event loop's natural back-pressure under a flood (measured, see docs/security.md).
-    if (!verifyEnvelope(env)) return new Refusal("P2P_ERR_BAD_SIGNATURE");
+    const signed = await this.#checkSignature(env, now);
+    if (!signed) return new Refusal("P2P_ERR_BAD_SIGNATURE");
     const peer = this.#bindKey(ctx.src, env.from, env.key, now);
     if (peer instanceof Refusal) return peer;
     const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now, quota: this.#quota(peer) });
     if (outcome instanceof Refusal) return outcome;
-    return { ok: true, duplicate: outcome.duplicate, receipt: receiptFor(this.#o.self, env, outcome.storedAt) };
+    // A duplicate is answered with the receipt of its first arrival (another storedAt than the one signed ahead).
+    const receipt = signed !== true && outcome.storedAt === now ? signed : receiptFor(self, env, outcome.storedAt);
+    return { ok: true, duplicate: outcome.duplicate, receipt };
+  }
+
+  /**
+   * Step 7. Alone, the signature is checked inline (the shortest path for one message). While other messages are
+   * being accepted, it goes to the signature thread, which also signs the receipt for `storedAt` ahead (sent only
+   * after the commit): the event loop then only parses, stores and answers. Returns false for a bad signature, else
+   * the receipt signed ahead, or true when there is none.
+   */
+  async #checkSignature(env: Envelope, storedAt: number): Promise<boolean | Receipt> {
+    if (this.#accepting <= 1 && this.#sigs.pending === 0) return verifyEnvelope(env);
+    const parts = envelopeSignedParts(env);
+    if (!parts) return false;
+    const { unsigned, bytes } = unsignedReceiptFor(this.#o.self, env, storedAt);
+    const r = await this.#sigs.run({ ...parts, receipt: bytes });
+    if (!r.valid) return false;
+    return r.receiptSig ? withReceiptSig(unsigned, r.receiptSig) : true;
   }
 
   /** The same checks for a legacy v1 message (v1 has no recipient field, so step 5 cannot apply). */

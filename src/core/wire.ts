@@ -369,6 +369,11 @@ export function verifyEnvelope(e: Envelope): boolean {
   return verifySigned(e, () => envelopeSigningBytes(e));
 }
 
+/** What verifyEnvelope checks (key, signature, signed bytes), to check elsewhere; undefined when malformed. */
+export function envelopeSignedParts(e: Envelope): { key: Uint8Array; sig: Uint8Array; data: Uint8Array } | undefined {
+  return signedParts(e, () => envelopeSigningBytes(e));
+}
+
 /**
  * Builds and signs an envelope from `id`'s address to `to` (either address may be given in any IPv6 text form; the
  * envelope carries the canonical text). Throws P2PError with the field's code when a field is invalid, and
@@ -471,8 +476,22 @@ export function buildReceipt(id: Signer, e: { id: string; from: string }, stored
  * came from `e.from` (so its fields need no second validation).
  */
 export function receiptFor(self: Signer, e: Envelope, storedAt: number): Receipt {
-  // parseEnvelope only accepts canonical address text, so e.from needs no rewriting.
-  return signReceipt(self, { v: PROTOCOL_VERSION, type: "receipt", id: e.id, from: e.from, ...signerFields(self), stored: storedAt });
+  const { unsigned, bytes } = unsignedReceiptFor(self, e, storedAt);
+  return withReceiptSig(unsigned, signBytes(self, bytes));
+}
+
+/**
+ * receiptFor in two steps, for a signature made elsewhere (sig-thread): the unsigned receipt and its bytes...
+ * (parseEnvelope only accepts canonical address text, so e.from needs no rewriting.)
+ */
+export function unsignedReceiptFor(self: Signer, e: Envelope, storedAt: number): { unsigned: Omit<Receipt, "sig">; bytes: Uint8Array } {
+  const unsigned: Omit<Receipt, "sig"> = { v: PROTOCOL_VERSION, type: "receipt", id: e.id, from: e.from, ...signerFields(self), stored: storedAt };
+  return { unsigned, bytes: receiptSigningBytes(unsigned) };
+}
+
+/** ...then the receipt with that signature (made by `self` over `bytes`). */
+export function withReceiptSig(unsigned: Omit<Receipt, "sig">, sig: Uint8Array): Receipt {
+  return { ...unsigned, sig: encodeBase64(sig) };
 }
 
 function signReceipt(self: Signer, unsigned: Omit<Receipt, "sig">): Receipt {

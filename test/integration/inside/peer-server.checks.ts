@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes, sign as cryptoSign, verify as cryptoVerify, createPublicKey } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, request, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { deriveAddress, formatIPv6 } from "../../../src/core/address.ts";
 import { generateKeyPair, type KeyPair } from "../../../src/core/keys.ts";
 import { Node } from "../../../src/core/node.ts";
-import { buildEnvelope, type Envelope } from "../../../src/core/wire.ts";
+import { buildEnvelope, verifyReceipt, type Envelope } from "../../../src/core/wire.ts";
 
 const PORT = 8099;
 const RATE = { perSecond: 2, burst: 8 };
@@ -48,7 +48,7 @@ interface Reply {
   json: any;
 }
 
-function http(source: string, host: string, method: string, path: string, body?: string | Buffer, port = PORT): Promise<Reply> {
+function http(source: string, host: string, method: string, path: string, body?: string | Buffer, port = PORT, lastByte?: Promise<void>): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request({ host, port, method, path, localAddress: source, family: 6, agent: false, headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
       const chunks: Buffer[] = [];
@@ -65,7 +65,11 @@ function http(source: string, host: string, method: string, path: string, body?:
       });
     });
     req.on("error", reject);
-    req.end(body);
+    if (lastByte === undefined || body === undefined) return void req.end(body);
+    // Held back until `lastByte` resolves, so that many bodies complete at the same moment.
+    const b = Buffer.from(body);
+    req.write(b.subarray(0, -1));
+    void lastByte.then(() => req.end(b.subarray(-1)));
   });
 }
 
@@ -183,6 +187,43 @@ describe("peer server checks through real sockets", () => {
     assert.equal(r.headers.connection, "close");
     // Even a valid message from the forger gets no HTTP now: verifying its flood would cost the node every core.
     await assert.rejects(post(s, envelope(s)), { code: "ECONNRESET" });
+    await stillAccepts();
+  });
+
+  it("7c. messages arriving together get the same answers with signatures checked off the event loop", async () => {
+    const threads = () => readdirSync("/proc/self/task").length;
+    const before = threads();
+    const senders = Array.from({ length: 8 }, newSender);
+    const forgers = Array.from({ length: 4 }, newSender);
+    const valid = senders.flatMap((s) => [envelope(s, {}, "one"), envelope(s, {}, "two"), envelope(s, {}, "three")]);
+    // Every body is sent but for its last byte, then all last bytes at once: the server reads them together.
+    let release!: () => void;
+    const together = new Promise<void>((r) => (release = r));
+    const send = (from: Sender, e: unknown) => http(from.address, self, "POST", "/v2/message", JSON.stringify(e), PORT, together);
+    const sent = [
+      ...valid.map((e) => send(senders.find((s) => s.address === e.from)!, e)),
+      send(senders[0]!, valid[0]),
+      ...forgers.map((f) => send(f, { ...envelope(f), content: "tampered" })),
+    ];
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    const replies = await Promise.all(sent);
+    valid.forEach((e, i) => {
+      const r = replies[i]!;
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.receipt.id, e.id);
+      assert.equal(r.json.receipt.from, e.from);
+      assert.equal(r.json.receipt.key, node.identity.publicKeyBase64);
+      assert.ok(verifyReceipt(r.json.receipt), `receipt ${i} is signed by this node`);
+    });
+    // Both copies of the replayed message: one stored, the same receipt (its first arrival's) for each.
+    const copies = [replies[0]!, replies[valid.length]!];
+    assert.equal(copies.filter((r) => r.json.duplicate).length, 1);
+    assert.deepEqual(copies[1]!.json.receipt, copies[0]!.json.receipt);
+    for (const r of replies.slice(valid.length + 1)) assert.equal(r.json.error, "P2P_ERR_BAD_SIGNATURE");
+    for (const s of senders) assert.equal(node.inbox({ peer: s.address }).length, 3);
+    for (const f of forgers) assert.equal(node.inbox({ peer: f.address }).length, 0);
+    assert.ok(threads() > before, `a signature thread runs after the burst (${before} -> ${threads()} threads)`);
     await stillAccepts();
   });
 

@@ -1,0 +1,95 @@
+/**
+ * The signature thread gives exactly the answers inline verification and signing give, whatever happens to its
+ * worker: batched or not, past its queue bound, closed with jobs in the worker, or never closed at all.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { generateKeyPair, signBytes } from "../../src/core/keys.ts";
+import { runSigJob, SignatureThread, type SigJob, type SigResult } from "../../src/core/sig-thread.ts";
+
+const self = generateKeyPair();
+const sender = generateKeyPair();
+
+/** Jobs alternating valid and forged signatures, each with receipt bytes to sign. */
+function jobs(n: number): SigJob[] {
+  return Array.from({ length: n }, (_, i) => {
+    const data = Buffer.from(`message ${i}`);
+    const sig = signBytes(sender, data);
+    if (i % 2 === 1) sig[0]! ^= 1;
+    return { key: sender.publicKey, data, sig, receipt: Buffer.from(`receipt ${i}`) };
+  });
+}
+
+/** What inline work answers for jobs(n)[i], with byte arrays as hex for comparison. */
+function expected(job: SigJob, i: number) {
+  return i % 2 === 0 ? { valid: true, receiptSig: hex(signBytes(self, job.receipt!)) } : { valid: false };
+}
+function plain(r: SigResult) {
+  return r.receiptSig ? { valid: r.valid, receiptSig: hex(r.receiptSig) } : { valid: r.valid };
+}
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+test("answers match inline work: valid signatures get our receipt signature, forged ones none", async () => {
+  const t = new SignatureThread(self);
+  try {
+    const js = jobs(40); // all in one turn: one batch
+    const results = await Promise.all(js.map((j) => t.run(j)));
+    results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `job ${i}`));
+    assert.equal(t.pending, 0);
+    assert.equal(t.answeredByWorker, 40, "the worker, not the test's thread, did the work");
+    // A later batch reuses the same worker and answers just as well.
+    const again = await t.run(js[0]!);
+    assert.deepEqual(plain(again), expected(js[0]!, 0));
+  } finally {
+    t.close();
+  }
+});
+
+test("a job without receipt bytes is only verified", async () => {
+  const t = new SignatureThread(self);
+  try {
+    const [j] = jobs(1);
+    assert.deepEqual(await t.run({ ...j!, receipt: undefined }), { valid: true });
+    assert.deepEqual(runSigJob(self, { ...j!, receipt: undefined }), { valid: true });
+  } finally {
+    t.close();
+  }
+});
+
+test("past its queue bound, jobs are done inline and still answered right", async () => {
+  const t = new SignatureThread(self);
+  try {
+    const js = jobs(300);
+    const results = await Promise.all(js.map((j) => t.run(j)));
+    results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `job ${i}`));
+    assert.ok(t.answeredByWorker > 0 && t.answeredByWorker < 300, `${t.answeredByWorker} of 300 by the worker`);
+  } finally {
+    t.close();
+  }
+});
+
+test("closed while the worker holds jobs: every job is still answered, and later ones inline", async () => {
+  const t = new SignatureThread(self);
+  const js = jobs(30);
+  const pending = js.map((j) => t.run(j));
+  await new Promise((r) => setImmediate(r)); // the batch is posted to the worker
+  t.close();
+  const results = await Promise.all(pending);
+  results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `job ${i}`));
+  assert.equal(t.pending, 0);
+  assert.equal((await t.run(js[0]!)).valid, true);
+});
+
+test("a process that never closes it still exits (the worker does not hold the event loop)", () => {
+  const script = `
+    import { generateKeyPair, signBytes } from ${JSON.stringify(new URL("../../src/core/keys.ts", import.meta.url).href)};
+    import { SignatureThread } from ${JSON.stringify(new URL("../../src/core/sig-thread.ts", import.meta.url).href)};
+    const k = generateKeyPair();
+    const data = Buffer.from("x");
+    const r = await new SignatureThread(k).run({ key: k.publicKey, data, sig: signBytes(k, data) });
+    console.log(JSON.stringify(r));`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { valid: true });
+});
