@@ -214,11 +214,20 @@ function checkId(value: unknown, field: string): Refusal | undefined {
   return refuse("P2P_ERR_BAD_ID", `"${field}" must be a lowercase UUIDv7, got ${describe(value)}`);
 }
 
+// Canonical address texts already decoded: each message names two (sender and us), checked and encoded several
+// times (parse, signature, receipt), and the same few peers keep writing. Bounded; holds only valid entries.
+const CANONICAL_CACHE_MAX = 1024;
+const canonicalCache = new Map<string, Uint8Array>();
+
 /** Decodes the canonical RFC 5952 text of a 200::/7 address; anything else is undefined. */
 export function decodeCanonicalAddress(value: unknown): Uint8Array | undefined {
   if (typeof value !== "string") return undefined;
+  const known = canonicalCache.get(value);
+  if (known) return known.slice();
   const bytes = parseIPv6(value);
   if (bytes === undefined || !isYggdrasilAddress(bytes) || formatIPv6(bytes) !== value) return undefined;
+  if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.delete(canonicalCache.keys().next().value!);
+  canonicalCache.set(value, bytes.slice());
   return bytes;
 }
 

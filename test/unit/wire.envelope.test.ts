@@ -11,6 +11,7 @@ import {
   MAX_BODY_BYTES,
   MAX_CONTENT_BYTES,
   buildEnvelope,
+  decodeCanonicalAddress,
   envelopeSigningBytes,
   newMessageId,
   parseEnvelope,
@@ -332,5 +333,23 @@ describe("envelopeSigningBytes refuses unvalidated fields (caller misuse throws)
     assert.throws(() => envelopeSigningBytes({ ...good, id: "x" }), RangeError);
     assert.throws(() => envelopeSigningBytes({ ...good, key: "AAAA" }), RangeError);
     assert.throws(() => envelopeSigningBytes({ ...good, ts: -1 }), RangeError);
+  });
+});
+
+describe("decodeCanonicalAddress remembers valid texts without sharing its bytes", () => {
+  test("a repeated text decodes the same; a caller changing the result changes nothing for the next", () => {
+    const first = decodeCanonicalAddress(A.address)!;
+    assert.deepEqual(first, deriveAddress(A.publicKey));
+    first.fill(0);
+    assert.deepEqual(decodeCanonicalAddress(A.address), deriveAddress(A.publicKey));
+    assert.deepEqual(envelopeSigningBytes(good), envelopeSigningBytes({ ...good }));
+    assert.equal(verifyEnvelope(good), true);
+  });
+
+  test("other spellings of a remembered address are still refused", () => {
+    assert.ok(decodeCanonicalAddress(A.address));
+    assert.equal(decodeCanonicalAddress(A.address.toUpperCase()), undefined);
+    assert.equal(decodeCanonicalAddress(A.address.replace(/^2/, "02")), undefined);
+    assert.equal(parseEnvelope(mutate({ from: A.address.toUpperCase() })).ok, false);
   });
 });
