@@ -186,7 +186,13 @@ async function benchYggdrasil(net: Testnet): Promise<void> {
   };
   const d2 = Y2.spawn("yggdrasil", ["-useconffile", conf("y2", yggdrasilPrivateKeyHex(id), id.address, ["tcp://[fd5e::2]:17001"], [])]);
   const d1 = Y1.spawn("yggdrasil", ["-useconffile", conf("y1", yggdrasilPrivateKeyHex(senderKp), senderAddr, [], ["tcp://[fd5e::2]:17001"])]);
-  for (const d of [d1, d2]) d.stdout!.resume(), d.stderr!.resume();
+  // The daemons' last words, for the error below if they never connect.
+  const said = ["", ""];
+  [d1, d2].forEach((d, i) => {
+    const keep = (c: Buffer) => (said[i] = (said[i] + c.toString()).slice(-1500));
+    d.stdout!.on("data", keep);
+    d.stderr!.on("data", keep);
+  });
   const node = await startJsonChild(Y2, INSIDE_NODE, { dataDir: nodeDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: HIGH_RATE_LIMIT } });
   // No ping binary here: probe with a TCP connect until the mesh routes to the node.
   const probe = `const s=require("net").connect({host:${JSON.stringify(id.address)},port:8099,family:6});s.setTimeout(1000,()=>process.exit(1));s.on("connect",()=>process.exit(0));s.on("error",()=>setTimeout(()=>process.exit(1),200));`;
@@ -194,7 +200,7 @@ async function benchYggdrasil(net: Testnet): Promise<void> {
   for (;;) {
     const r = spawnSync("ip", ["netns", "exec", Y1.name, NODE, "-e", probe], { stdio: "ignore", timeout: 5_000 });
     if (r.status === 0) break;
-    if (Date.now() > until) throw new Error("the two Yggdrasil daemons did not connect within 30 s");
+    if (Date.now() > until) throw new Error(`the two Yggdrasil daemons did not connect within 30 s\n--- sender's daemon:\n${said[0]}\n--- node's daemon:\n${said[1]}`);
     await new Promise((r) => setTimeout(r, 300));
   }
   const parse = await startJsonChild(Y2, CEILING, { port: 8100, mode: "parse" });
@@ -378,7 +384,9 @@ async function main(): Promise<number> {
       try {
         await run();
       } catch (err) {
-        rows.push({ section: name, name: "SKIPPED", value: `skipped: ${(err as Error).message.split("\n")[0]}`, met: null });
+        const message = (err as Error).message;
+        rows.push({ section: name, name: "SKIPPED", value: `skipped: ${message.split("\n")[0]}`, met: null, raw: { error: message } });
+        console.error(`bench: ${name} failed: ${message}`);
       }
       console.error(`bench: ${name} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     }
