@@ -1,12 +1,12 @@
 /**
  * Load generator for `npm run bench`, run inside the sender namespace. Argument: JSON (see LoadPlan). Posts signed
- * v2 envelopes from several 200::/7 source addresses (one keep-alive agent per sender, bound with localAddress),
+ * v2 envelopes from several 200::/7 source addresses (keep-alive connections per sender, bound with localAddress),
  * keeping `inFlight` requests outstanding (or pacing at `ratePerSec`), and prints one JSON line of results.
  *
  * Envelopes are signed before the clock starts (a pool), so the generator's own signing does not eat the CPU the
  * server under test needs; if the pool runs out it signs on the fly (reported as `signedLive`).
  */
-import { Agent, request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { keyPairFromSeed } from "../src/core/keys.ts";
 import { deriveAddress, formatIPv6 } from "../src/core/address.ts";
 import { buildEnvelope, newMessageId } from "../src/core/wire.ts";
@@ -33,44 +33,86 @@ const plan = JSON.parse(process.argv[2]!) as LoadPlan;
 const senders = plan.senders.map((hex) => {
   const kp = keyPairFromSeed(Buffer.from(hex, "hex"));
   const address = formatIPv6(deriveAddress(kp.publicKey));
-  return { ...kp, address, agent: new Agent({ keepAlive: true, maxSockets: Math.max(1, Math.ceil(plan.inFlight / plan.senders.length) + 1) }) };
+  return { ...kp, address };
 });
 const content = "x".repeat(plan.contentBytes ?? 120);
 
-// Pre-signed pool per sender. ts is "now"; the run is far shorter than the 5-minute window.
-const pools = senders.map(() => [] as string[]);
-const t0 = Date.now();
-for (let i = 0; i < plan.pool; i++) {
-  const s = i % senders.length;
-  pools[s]!.push(JSON.stringify(buildEnvelope(senders[s]!, plan.to, "chat", content, { id: newMessageId(t0), ts: t0 })));
+// Pre-signed pool per sender, as whole HTTP requests. ts is "now"; the run is far shorter than the 5-minute window.
+function requestBytes(s: number, now: number): Buffer {
+  const body = Buffer.from(JSON.stringify(buildEnvelope(senders[s]!, plan.to, "chat", content, { id: newMessageId(now), ts: now })));
+  const head = `POST /v2/message HTTP/1.1\r\nHost: [${plan.target}]:${plan.port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head), body]);
 }
+const pools = senders.map(() => [] as Buffer[]);
+const t0 = Date.now();
+for (let i = 0; i < plan.pool; i++) pools[i % senders.length]!.push(requestBytes(i % senders.length, t0));
 let signedLive = 0;
-function nextBody(s: number): string {
+function nextRequest(s: number): Buffer {
   const b = pools[s]!.pop();
   if (b !== undefined) return b;
   signedLive++;
-  const now = Date.now();
-  return JSON.stringify(buildEnvelope(senders[s]!, plan.to, "chat", content, { id: newMessageId(now), ts: now }));
+  return requestBytes(s, Date.now());
 }
 
-function post(s: number): Promise<{ status: number; body: string }> {
-  const sender = senders[s]!;
-  const body = Buffer.from(nextBody(s));
-  return new Promise((resolve) => {
-    const req = request({
-      host: plan.target, family: 6, port: plan.port, method: "POST", path: "/v2/message", agent: sender.agent,
-      localAddress: plan.bind ? sender.address : undefined,
-      headers: { "Content-Type": "application/json", "Content-Length": body.length },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on("error", () => resolve({ status: -1, body: "" }));
+// A minimal HTTP/1.1 keep-alive client (one request at a time per connection): Node's http client costs the shared
+// CPU about 150 µs per request, which on a small machine the server under test would otherwise lose.
+interface Reply {
+  status: number;
+  body: string;
+}
+class Conn {
+  readonly socket: Socket;
+  closed = false;
+  #buf: Buffer = Buffer.alloc(0);
+  #waiting: ((r: Reply) => void) | undefined;
+
+  constructor(localAddress: string | undefined) {
+    this.socket = connect({ host: plan.target, port: plan.port, family: 6, localAddress, noDelay: true });
+    this.socket.setTimeout(20_000, () => this.socket.destroy(new Error("timeout")));
+    this.socket.on("data", (c: Buffer) => this.#data(c));
+    this.socket.on("error", (e: NodeJS.ErrnoException) => this.#end({ status: -1, body: e.code ?? e.message }));
+    this.socket.on("close", () => this.#end({ status: -1, body: "closed" }));
+  }
+
+  send(request: Buffer): Promise<Reply> {
+    return new Promise((resolve) => {
+      this.#waiting = resolve;
+      this.socket.write(request);
     });
-    req.setTimeout(20_000, () => req.destroy(new Error("timeout")));
-    req.on("error", (e: NodeJS.ErrnoException) => resolve({ status: -1, body: e.code ?? e.message }));
-    req.end(body);
-  });
+  }
+
+  #data(c: Buffer): void {
+    this.#buf = this.#buf.length ? Buffer.concat([this.#buf, c]) : c;
+    const end = this.#buf.indexOf("\r\n\r\n");
+    if (end === -1) return;
+    const head = this.#buf.toString("latin1", 0, end);
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    if (this.#buf.length < end + 4 + length) return;
+    const reply = { status: Number(head.slice(9, 12)), body: this.#buf.toString("utf8", end + 4, end + 4 + length) };
+    this.#buf = this.#buf.subarray(end + 4 + length);
+    if (/\r\nconnection: *close/i.test(head)) this.closed = true;
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.(reply);
+  }
+
+  #end(r: Reply): void {
+    this.closed = true;
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.(r);
+  }
+}
+
+const idle = senders.map(() => [] as Conn[]);
+
+async function post(s: number): Promise<Reply> {
+  const request = nextRequest(s);
+  const conn = idle[s]!.pop() ?? new Conn(plan.bind ? senders[s]!.address : undefined);
+  const r = await conn.send(request);
+  if (conn.closed) conn.socket.destroy();
+  else idle[s]!.push(conn);
+  return r;
 }
 
 const lat: number[] = [];
@@ -134,13 +176,15 @@ async function paced(): Promise<void> {
 const runs = plan.ratePerSec ? [paced()] : Array.from({ length: plan.inFlight }, (_, w) => worker(w));
 await new Promise((r) => setTimeout(r, plan.warmupMs));
 recording = true;
+const cpu0 = process.cpuUsage();
 const started = performance.now();
 await new Promise((r) => setTimeout(r, plan.durationMs));
 const elapsed = performance.now() - started;
+const cpu = process.cpuUsage(cpu0);
 recording = false;
 stop = true;
 await Promise.all(runs);
-for (const s of senders) s.agent.destroy();
+for (const conns of idle) for (const c of conns) c.socket.destroy();
 
 lat.sort((a, b) => a - b);
 const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! : null);
@@ -155,6 +199,8 @@ process.stdout.write(
     elapsedMs: elapsed,
     statuses,
     signedLive,
+    /** This generator's own CPU per answered request while recording (it shares the machine with the server). */
+    cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, Object.values(statuses).reduce((a, b) => a + b, 0)),
   })}\n`,
   () => process.exit(0),
 );

@@ -47,7 +47,7 @@ test("created on first use with mode 0600 and the documented JSON fields; loaded
     assert.equal(again.createdAt, id.createdAt);
     assert.deepEqual(readFileSync(file), before, "reloading never rewrites the file");
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(join(dir, ".."), { recursive: true, force: true });
   }
 });
 
