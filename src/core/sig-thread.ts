@@ -7,7 +7,7 @@
  * One lifecycle path: the worker starts on first use, stops after IDLE_MS without jobs (its ~20 MB are given back
  * when the node is quiet) and on close(). Whatever happens to it, no job is lost or failed because of it: if the
  * worker dies or errors, its pending jobs are done inline, and so is every job past MAX_PENDING (which also gives a
- * flood the natural back-pressure of inline work). The result is always the same as `verifyBytes` / `signBytes`.
+ * flood the natural back-pressure of inline work); a worker that keeps failing is given up for the process. The result is always the same as `verifyBytes` / `signBytes`.
  */
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,8 +49,13 @@ export function runSigJob(self: KeyPair, job: SigJob): SigResult {
   return valid && job.receipt ? { valid, receiptSig: signBytes(self, job.receipt) } : { valid };
 }
 
+/** Workers in a row that failed before answering anything, after which this process stays inline. */
+const MAX_FAILED_STARTS = 3;
+
 export class SignatureThread {
   readonly #self: KeyPair;
+  readonly #workerUrl: URL;
+  #failedInARow = 0;
   #worker: Worker | undefined;
   /** Batches posted to the worker, oldest first (it answers them in order). */
   #inWorker: Pending[][] = [];
@@ -61,8 +66,15 @@ export class SignatureThread {
   #idleTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(self: KeyPair) {
+  /** `workerUrl` is for tests (a worker that fails); the default is sig-thread-worker next to this file. */
+  constructor(self: KeyPair, options: { workerUrl?: URL } = {}) {
     this.#self = self;
+    this.#workerUrl = options.workerUrl ?? WORKER_URL;
+  }
+
+  /** True once workers kept failing (MAX_FAILED_STARTS in a row): every job is then done inline. */
+  get inlineOnly(): boolean {
+    return this.#failedInARow >= MAX_FAILED_STARTS;
   }
 
   /** Jobs queued or in the worker. */
@@ -98,7 +110,7 @@ export class SignatureThread {
     const batch = this.#next;
     this.#next = [];
     if (batch.length === 0) return;
-    const w = this.#closed ? undefined : this.#ensureWorker();
+    const w = this.#closed || this.inlineOnly ? undefined : this.#ensureWorker();
     if (!w) return this.#inline(batch);
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
@@ -109,14 +121,14 @@ export class SignatureThread {
   #ensureWorker(): Worker | undefined {
     if (this.#worker) return this.#worker;
     try {
-      const w = new Worker(WORKER_URL, { workerData: { seed: this.#self.seed }, resourceLimits: WORKER_LIMITS });
+      const w = new Worker(this.#workerUrl, { workerData: { seed: this.#self.seed }, resourceLimits: WORKER_LIMITS });
       w.unref();
       w.on("message", (results: SigResult[]) => {
         if (this.#worker === w) this.#answered(results);
       });
       // A crashed or failed worker: what it held is done inline; the next batch starts a new one.
-      w.on("error", () => this.#lost(w));
-      w.on("exit", () => this.#lost(w));
+      w.on("error", () => this.#lost(w, true));
+      w.on("exit", () => this.#lost(w, true));
       this.#worker = w;
       return w;
     } catch {
@@ -127,6 +139,7 @@ export class SignatureThread {
   #answered(results: SigResult[]): void {
     const batch = this.#inWorker.shift();
     if (!batch) return;
+    this.#failedInARow = 0;
     batch.forEach((p, i) => {
       const r = results[i];
       this.#pending--;
@@ -140,9 +153,10 @@ export class SignatureThread {
     }
   }
 
-  #lost(w: Worker): void {
+  #lost(w: Worker, failed = false): void {
     if (this.#worker !== w) return;
     this.#worker = undefined;
+    if (failed) this.#failedInARow++;
     const held = this.#inWorker.flat();
     this.#inWorker = [];
     this.#inline(held);

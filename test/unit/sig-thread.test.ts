@@ -5,6 +5,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { generateKeyPair, signBytes } from "../../src/core/keys.ts";
 import { runSigJob, SignatureThread, type SigJob, type SigResult } from "../../src/core/sig-thread.ts";
 
@@ -79,6 +83,26 @@ test("closed while the worker holds jobs: every job is still answered, and later
   results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `job ${i}`));
   assert.equal(t.pending, 0);
   assert.equal((await t.run(js[0]!)).valid, true);
+});
+
+test("a worker that cannot start costs nothing but inline work, and is given up after a few tries", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "declaw-sig-"));
+  const broken = join(dir, "broken-worker.mjs");
+  writeFileSync(broken, 'throw new Error("this worker never starts");\n');
+  const t = new SignatureThread(self, { workerUrl: pathToFileURL(broken) });
+  try {
+    for (let round = 0; round < 5 && !t.inlineOnly; round++) {
+      const js = jobs(6);
+      const results = await Promise.all(js.map((j) => t.run(j)));
+      results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `round ${round}, job ${i}`));
+    }
+    assert.equal(t.inlineOnly, true, "given up after repeated failures");
+    assert.equal(t.answeredByWorker, 0);
+    assert.deepEqual(plain(await t.run(jobs(1)[0]!)), expected(jobs(1)[0]!, 0));
+  } finally {
+    t.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a process that never closes it still exits (the worker does not hold the event loop)", () => {
