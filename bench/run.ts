@@ -100,7 +100,7 @@ async function runJson(ns: Namespace, script: string, arg: unknown, timeoutMs = 
 function loadPlan(target: string, port: number, to: string, senders: string[], inFlight: number, bind = true, guessPerSec = inFlight === 1 ? 2_500 : 6_000) {
   return { target, port, to, senders, bind, inFlight, durationMs: RUN_MS, warmupMs: WARMUP_MS, pool: Math.min(80_000, Math.ceil((guessPerSec * (RUN_MS + WARMUP_MS)) / 1000)) };
 }
-const GUESS: Record<string, [number, number]> = { node: [2_000, 5_000], "node, data dir on tmpfs": [2_500, 6_000], "verify ceiling": [4_000, 8_000], "parse ceiling": [6_000, 9_000] };
+const GUESS: Record<string, [number, number]> = { node: [2_000, 5_000], "node, data dir on tmpfs": [2_500, 6_000], "verify ceiling": [6_000, 8_000], "parse ceiling": [6_000, 9_000] };
 
 type Server = Awaited<ReturnType<typeof startJsonChild>>;
 
