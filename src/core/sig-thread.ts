@@ -7,7 +7,8 @@
  * One lifecycle path: the worker starts on first use, stops after IDLE_MS without jobs (its ~20 MB are given back
  * when the node is quiet) and on close(). Whatever happens to it, no job is lost or failed because of it: if the
  * worker dies or errors, its pending jobs are done inline, and so is every job past MAX_PENDING (which also gives a
- * flood the natural back-pressure of inline work); a worker that keeps failing is given up for the process. The result is always the same as `verifyBytes` / `signBytes`.
+ * flood the natural back-pressure of inline work); a worker that keeps failing is given up for the process. The
+ * result is always the same as `verifyBytes` / `signBytes`.
  */
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,6 +37,8 @@ const IDLE_MS = 10_000;
 const MAX_PENDING = 64;
 /** The worker holds no data: a small heap keeps its memory small (running out only means inline work, see above). */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
+/** Workers in a row that failed before answering anything, after which this process stays inline. */
+const MAX_FAILED_STARTS = 3;
 const WORKER_URL = new URL(`./sig-thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 interface Pending {
@@ -48,9 +51,6 @@ export function runSigJob(self: KeyPair, job: SigJob): SigResult {
   const valid = verifyBytes(job.key, job.data, job.sig);
   return valid && job.receipt ? { valid, receiptSig: signBytes(self, job.receipt) } : { valid };
 }
-
-/** Workers in a row that failed before answering anything, after which this process stays inline. */
-const MAX_FAILED_STARTS = 3;
 
 export class SignatureThread {
   readonly #self: KeyPair;
