@@ -475,9 +475,9 @@ export function verifyReceipt(r: Receipt): boolean {
  * deterministic, so rebuilding with the same `storedAt` yields the identical receipt (duplicates get the original).
  */
 export function buildReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Receipt {
-  const unsigned = unsignedReceipt(id, e, storedAt);
+  const unsigned = unsignedReceipt(id, { id: e.id, from: canonicalAddress(e.from) ?? e.from }, storedAt);
   assertValid(parseReceipt({ ...unsigned, sig: PLACEHOLDER_SIG }));
-  return signReceipt(id, unsigned);
+  return withReceiptSig(unsigned, signBytes(id, receiptSigningBytes(unsigned)));
 }
 
 /**
@@ -494,7 +494,7 @@ export function receiptFor(self: Signer, e: Envelope, storedAt: number): Receipt
  * (parseEnvelope only accepts canonical address text, so e.from needs no rewriting.)
  */
 export function unsignedReceiptFor(self: Signer, e: Envelope, storedAt: number): { unsigned: Omit<Receipt, "sig">; bytes: Uint8Array } {
-  const unsigned: Omit<Receipt, "sig"> = { v: PROTOCOL_VERSION, type: "receipt", id: e.id, from: e.from, ...signerFields(self), stored: storedAt };
+  const unsigned = unsignedReceipt(self, e, storedAt);
   return { unsigned, bytes: receiptSigningBytes(unsigned) };
 }
 
@@ -503,12 +503,9 @@ export function withReceiptSig(unsigned: Omit<Receipt, "sig">, sig: Uint8Array):
   return { ...unsigned, sig: encodeBase64(sig) };
 }
 
-function signReceipt(self: Signer, unsigned: Omit<Receipt, "sig">): Receipt {
-  return { ...unsigned, sig: encodeBase64(signBytes(self, receiptSigningBytes(unsigned))) };
-}
-
+/** `e.from` is used as given: callers pass canonical text. */
 function unsignedReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Omit<Receipt, "sig"> {
-  return { v: PROTOCOL_VERSION, type: "receipt", id: e.id, from: canonicalAddress(e.from) ?? e.from, ...signerFields(id), stored: storedAt };
+  return { v: PROTOCOL_VERSION, type: "receipt", id: e.id, from: e.from, ...signerFields(id), stored: storedAt };
 }
 
 // A signer's canonical address and base64 key, computed once per signer object (the receiver signs a receipt per
