@@ -136,11 +136,20 @@ export function mutateObject(rng: Rng, obj: Record<string, unknown>): Record<str
         o[key] = obj[other];
         break;
       }
-      case 6: o[key] = typeof o[key] === "string" ? (o[key] as string).toUpperCase() : String(o[key]); break;
+      case 6: o[key] = typeof o[key] === "string" ? (o[key] as string).toUpperCase() : asText(o[key]); break;
       default: o[key] = typeof o[key] === "number" ? (o[key] as number) + rng.pick([1, -1, 0.5, 1000, -1e6]) : [o[key]];
     }
   }
   return o;
+}
+
+/** String(v), except for values String() throws on (an object whose "toString" key holds a generated value). */
+function asText(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return JSON.stringify(v);
+  }
 }
 
 /** A small change to a value of the same type (one character, one bit, a boundary). */
