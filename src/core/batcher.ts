@@ -12,11 +12,14 @@ const MAX_BATCH = 256;
 
 export class CommitBatcher {
   readonly #store: Store;
+  readonly #afterCommit: (() => void) | undefined;
   #queue: { item: Item; resolve: (o: Outcome) => void; reject: (e: unknown) => void }[] = [];
   #scheduled = false;
 
-  constructor(store: Store) {
+  /** `afterCommit` runs after each transaction (the peer server's checkpointer: checkpointer.ts). */
+  constructor(store: Store, afterCommit?: () => void) {
     this.#store = store;
+    this.#afterCommit = afterCommit;
   }
 
   add(item: Item): Promise<Outcome> {
@@ -43,5 +46,6 @@ export class CommitBatcher {
       return;
     }
     batch.forEach((b, i) => b.resolve(results[i]!));
+    this.#afterCommit?.();
   }
 }

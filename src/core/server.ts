@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import { formatIPv6, isYggdrasilAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { CommitBatcher } from "./batcher.ts";
+import { Checkpointer } from "./checkpointer.ts";
 import type { NodeConfig } from "./config.ts";
 import { ERROR_TABLE, P2PError, type ErrorCode } from "./errors.ts";
 import type { KeyPair } from "./keys.ts";
@@ -60,6 +61,7 @@ export class PeerServer {
   readonly #server: Server;
   readonly #limiter: RateLimiter;
   readonly #batcher: CommitBatcher;
+  readonly #checkpointer: Checkpointer;
   readonly #sigs: SignatureThread;
   /** v2 messages between arrival and answer: when more than one, signature work goes to #sigs. */
   #accepting = 0;
@@ -71,7 +73,8 @@ export class PeerServer {
   constructor(o: PeerServerOptions) {
     this.#o = o;
     this.#limiter = new RateLimiter(o.config.rateLimit);
-    this.#batcher = new CommitBatcher(o.store);
+    this.#checkpointer = new Checkpointer(o.store);
+    this.#batcher = new CommitBatcher(o.store, () => this.#checkpointer.written());
     this.#sigs = new SignatureThread(o.self);
     this.#server = createServer(
       {
@@ -148,6 +151,7 @@ export class PeerServer {
     await closed;
     clearTimeout(timer);
     this.#sigs.close();
+    await this.#checkpointer.close();
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

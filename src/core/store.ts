@@ -404,6 +404,19 @@ export class Store {
     }
   }
 
+  /**
+   * Pages in the WAL past which a commit on this connection also checkpoints (SQLite's default: 1000). The peer
+   * server raises it while its checkpointer thread does that work off the request path (checkpointer.ts).
+   */
+  setWalAutoCheckpoint(pages: number): void {
+    if (this.#closed) return;
+    this.#run("set the checkpoint size", () => this.#db.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(pages)}`));
+  }
+
+  get walAutoCheckpoint(): number {
+    return this.#run("read the checkpoint size", () => pragmaNumber(this.#db, "wal_autocheckpoint"));
+  }
+
   /** Idempotent. Other processes keep the file open independently. */
   close(): void {
     if (this.#closed) return;
