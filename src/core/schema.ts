@@ -96,6 +96,12 @@ export const MIGRATIONS: readonly string[] = [
     INSERT OR IGNORE INTO replay (peer, id, ts, stored_at) VALUES (old.peer, old.id, old.ts, old.created_at);
   END;
   `,
+  // 4: one index fewer written per inbound message (8.5 -> 7 WAL pages for a one-message commit). Every lookup by id
+  // alone is an outbound one (the outbox's marks); an inbound row is found by (peer, id), the unique key.
+  `
+  DROP INDEX messages_id;
+  CREATE INDEX messages_out_id ON messages (id) WHERE direction = 'out';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -237,7 +237,8 @@ export class Store {
   #markFailed: StatementSync;
 
   #getMessageByPeer: StatementSync;
-  #getMessage: StatementSync;
+  #getOutMessage: StatementSync;
+  #getInMessage: StatementSync;
   #listInbox: StatementSync;
   #listInboxByPeer: StatementSync;
   #listOutbox: StatementSync;
@@ -332,7 +333,9 @@ export class Store {
     );
 
     this.#getMessageByPeer = p("SELECT * FROM messages WHERE direction = ? AND peer = ? AND id = ?");
-    this.#getMessage = p("SELECT * FROM messages WHERE id = ? AND direction = ? ORDER BY seq LIMIT 1");
+    this.#getOutMessage = p("SELECT * FROM messages WHERE direction = 'out' AND id = ? ORDER BY seq LIMIT 1");
+    // No index serves this one (schema 4): it reads the inbox newest first until it finds the id.
+    this.#getInMessage = p("SELECT * FROM messages WHERE direction = 'in' AND id = ? ORDER BY seq DESC LIMIT 1");
     this.#listInbox = p("SELECT * FROM messages WHERE direction = 'in' AND seq < ? ORDER BY seq DESC LIMIT ?");
     this.#listInboxByPeer = p(
       "SELECT * FROM messages WHERE direction = 'in' AND peer = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
@@ -715,10 +718,14 @@ export class Store {
 
   // ---------------------------------------------------------------- reading messages
 
-  /** Without `peer`, the first stored message with that id in that direction. */
+  /**
+   * Without `peer`, a message with that id in that direction: for outbound the first stored (indexed); for inbound the
+   * newest, found by reading the inbox backwards (not indexed: pass the peer where it is known).
+   */
   getMessage(direction: Direction, id: string, peer?: string): MessageRow | undefined {
     return this.#run("read a message", () => {
-      const r = peer === undefined ? this.#getMessage.get(id, direction) : this.#getMessageByPeer.get(direction, peer, id);
+      const byId = direction === "out" ? this.#getOutMessage : this.#getInMessage;
+      const r = peer === undefined ? byId.get(id) : this.#getMessageByPeer.get(direction, peer, id);
       return r === undefined ? undefined : toMessage(r);
     });
   }

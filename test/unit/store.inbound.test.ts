@@ -138,7 +138,7 @@ test("acceptInbound stores many batches of 64 from several peers completely (its
   assert.equal(store.counts().inbox, BATCHES * 64);
 });
 
-test("a schema-2 database is upgraded in place: messages kept, outbox-by-state still indexed, deletes feed the replay memory", (t) => {
+test("a schema-2 database is upgraded in place: messages kept, outbox-by-state and by-id still indexed, deletes feed the replay memory", (t) => {
   const { dir, store } = openTemp(t);
   store.close();
   // Rebuild the file as schema 2 wrote it, with a message in it.
@@ -160,6 +160,7 @@ test("a schema-2 database is upgraded in place: messages kept, outbox-by-state s
   t.after(() => check.close());
   const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'").all().map((r) => r.name);
   assert.ok(indexes.includes("messages_out_state_seq") && !indexes.includes("messages_dir_state_seq"), String(indexes));
+  assert.ok(indexes.includes("messages_out_id") && !indexes.includes("messages_id"), String(indexes)); // schema 4
   const plan = check.prepare("EXPLAIN QUERY PLAN SELECT * FROM messages WHERE direction = 'out' AND state = 'queued' AND seq < 9 ORDER BY seq DESC LIMIT 5").all();
   assert.match(plan.map((r) => r.detail).join(" | "), /messages_out_state_seq/);
   // The new message path writes no replay row; a deleted inbound row still refuses its replay.

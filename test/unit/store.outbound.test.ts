@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Store } from "../../src/core/store.ts";
-import { PEER_B, outbound, openTemp } from "../helpers/store-fixture.ts";
+import { PEER_B, inbound, outbound, openTemp } from "../helpers/store-fixture.ts";
 
 const RECEIPT = '{"v":2,"type":"receipt"}';
 
@@ -144,4 +144,21 @@ test("rescheduleQueued makes waiting queued messages due now, and leaves deliver
   assert.equal(store.rescheduleQueued(200), 1);
   assert.deepEqual(store.claimDue(200, 10, 1000).map((m) => m.id), ["waiting"]);
   assert.equal(store.getMessage("out", "done")!.state, "delivered");
+});
+
+test("an outbound message is found by id alone through an index; inbound rows are not in that index (schema 4)", (t) => {
+  const { dir, store } = openTemp(t);
+  store.enqueueOutbound(outbound("o1"), 100);
+  store.acceptInbound([inbound("o1", { storedAt: 200 })]); // the same id inbound: another row, another direction
+  assert.equal(store.getMessage("out", "o1")?.direction, "out");
+  assert.equal(store.getMessage("in", "o1")?.direction, "in");
+  const { DatabaseSync } = process.getBuiltinModule("node:sqlite");
+  const check = new DatabaseSync(`${dir}/peers.db`, { readOnly: true });
+  t.after(() => check.close());
+  const plan = (sql: string) => check.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((r) => r.detail).join(" | ");
+  // The shapes of the outbox's marks and of getMessage("out", id).
+  assert.match(plan("UPDATE messages SET state = 'failed' WHERE direction = 'out' AND id = ? AND state = 'queued'"), /messages_out_id/);
+  assert.match(plan("SELECT * FROM messages WHERE direction = 'out' AND id = ? ORDER BY seq LIMIT 1"), /messages_out_id/);
+  const entries = check.prepare("SELECT count(*) AS n FROM messages INDEXED BY messages_out_id WHERE direction = 'out' AND id > ''").get()?.n;
+  assert.equal(entries, 1, "only the outbound row is indexed by id");
 });
