@@ -78,7 +78,7 @@ export class Checkpointer {
     clearTimeout(this.#timer);
     clearTimeout(this.#idleTimer);
     await this.#stop();
-    this.#store.setWalAutoCheckpoint(DEFAULT_PAGES);
+    this.#setPages(DEFAULT_PAGES);
   }
 
   #run(): void {
@@ -114,7 +114,7 @@ export class Checkpointer {
       // A checkpoint that failed (I/O error, a file gone): SQLite's own checkpointing is still the backstop.
       this.#failed();
     } else {
-      if (this.#failedInARow > 0 || this.#checkpoints === 0) this.#store.setWalAutoCheckpoint(BACKSTOP_PAGES);
+      if (this.#failedInARow > 0 || this.#checkpoints === 0) this.#setPages(BACKSTOP_PAGES);
       this.#failedInARow = 0;
       this.#checkpoints++;
     }
@@ -139,7 +139,16 @@ export class Checkpointer {
 
   #failed(): void {
     this.#failedInARow++;
-    this.#store.setWalAutoCheckpoint(DEFAULT_PAGES);
+    this.#setPages(DEFAULT_PAGES);
+  }
+
+  /** Runs in worker event handlers, where a throw would take the process down: a store that refuses keeps its size. */
+  #setPages(pages: number): void {
+    try {
+      this.#store.setWalAutoCheckpoint(pages);
+    } catch {
+      // the connection is failing anyway; its own commits report that
+    }
   }
 
   async #stop(): Promise<void> {
