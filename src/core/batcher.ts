@@ -2,42 +2,118 @@
  * Group commit: inbound messages that arrive together are written in one SQLite transaction (one fsync), and each
  * request is answered only after that transaction committed. This is what lets the node acknowledge only durable
  * messages and still keep up with many senders.
+ *
+ * Where a batch commits: a lone message (nothing else waiting or committing) on the calling thread, the shortest
+ * path; a batch of several in the commit thread, a worker with its own connection (commit-thread-worker.ts), so that
+ * the event loop (the gateway's, inside OpenClaw) goes on parsing the next requests instead of waiting for the fsync.
+ * One batch commits at a time either way: what arrives meanwhile forms the next batch, so commits stay in arrival
+ * order and never wait on each other's lock. A worker that dies or errors loses nothing: the batch it held is
+ * committed inline (rows it had already committed come back as duplicates with their first storedAt); after
+ * MAX_FAILED_STARTS failures in a row the process stays inline. The worker exits after IDLE_MS without batches.
  */
+import { dirname, extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { P2PError } from "./errors.ts";
 import type { Store } from "./store.ts";
 
 type Item = Parameters<Store["acceptInbound"]>[0][number];
 type Outcome = ReturnType<Store["acceptInbound"]>[number];
+interface Entry {
+  item: Item;
+  resolve: (o: Outcome) => void;
+  reject: (e: unknown) => void;
+}
 
 const MAX_BATCH = 256;
+const IDLE_MS = 10_000;
+const MAX_FAILED_STARTS = 3;
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
+const WORKER_URL = new URL(`./commit-thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+export interface CommitBatcherOptions {
+  /** Runs after each transaction (the peer server's checkpointer: checkpointer.ts). */
+  afterCommit?: () => void;
+  /** Commit batches of several in the commit thread (default true). */
+  thread?: boolean;
+  /** The commit thread connection's wal_autocheckpoint (the checkpointer's backstop). */
+  walAutoCheckpoint?: number;
+  /** For tests (a worker that fails); the default is commit-thread-worker next to this file. */
+  workerUrl?: URL;
+}
 
 export class CommitBatcher {
   readonly #store: Store;
-  readonly #afterCommit: (() => void) | undefined;
-  #queue: { item: Item; resolve: (o: Outcome) => void; reject: (e: unknown) => void }[] = [];
+  readonly #o: CommitBatcherOptions;
+  #queue: Entry[] = [];
   #scheduled = false;
+  /** The batch the commit thread holds; while set, arrivals wait for it. */
+  #inWorker: Entry[] | undefined;
+  #settled: (() => void) | undefined;
+  #worker: Worker | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #failedInARow = 0;
+  #committedByThread = 0;
+  #closed = false;
 
-  /** `afterCommit` runs after each transaction (the peer server's checkpointer: checkpointer.ts). */
-  constructor(store: Store, afterCommit?: () => void) {
+  constructor(store: Store, options: CommitBatcherOptions = {}) {
     this.#store = store;
-    this.#afterCommit = afterCommit;
+    this.#o = options;
+  }
+
+  /** Messages whose transaction the commit thread ran (the rest ran inline). */
+  get committedByThread(): number {
+    return this.#committedByThread;
+  }
+
+  /** True once commit-thread workers kept failing: every batch commits inline. */
+  get inlineOnly(): boolean {
+    return this.#failedInARow >= MAX_FAILED_STARTS;
   }
 
   add(item: Item): Promise<Outcome> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        // setImmediate lets every request whose body completed in this I/O turn join the batch.
-        setImmediate(() => this.#flush());
-      }
+      this.#schedule();
     });
   }
 
+  /** Lets a batch in the commit thread finish, then stops the thread; later batches commit inline. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    if (this.#inWorker) await new Promise<void>((r) => (this.#settled = r));
+    const w = this.#worker;
+    this.#worker = undefined;
+    if (w) await w.terminate();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#inWorker || this.#queue.length === 0) return;
+    this.#scheduled = true;
+    // setImmediate lets every request whose body completed in this I/O turn join the batch.
+    setImmediate(() => this.#flush());
+  }
+
   #flush(): void {
+    this.#scheduled = false;
+    if (this.#inWorker) return; // its answer flushes what gathered meanwhile
     const batch = this.#queue.splice(0, MAX_BATCH);
+    if (batch.length === 0) return;
+    const w = batch.length > 1 ? this.#ensureWorker() : undefined;
+    if (w) {
+      clearTimeout(this.#idleTimer);
+      this.#inWorker = batch;
+      w.postMessage(batch.map((b) => b.item));
+      return;
+    }
+    this.#commitInline(batch);
     // More waiting: yield before the next transaction so other processes (CLI commands) can take the write lock.
-    if (this.#queue.length > 0) setImmediate(() => this.#flush());
-    else this.#scheduled = false;
+    this.#schedule();
+  }
+
+  #commitInline(batch: Entry[]): void {
     let results: Outcome[];
     try {
       results = this.#store.acceptInbound(batch.map((b) => b.item));
@@ -45,7 +121,79 @@ export class CommitBatcher {
       for (const b of batch) b.reject(err);
       return;
     }
+    this.#settle(batch, results);
+  }
+
+  #settle(batch: Entry[], results: Outcome[]): void {
     batch.forEach((b, i) => b.resolve(results[i]!));
-    this.#afterCommit?.();
+    this.#o.afterCommit?.();
+  }
+
+  #ensureWorker(): Worker | undefined {
+    if (this.#worker) return this.#worker;
+    if (this.#closed || this.inlineOnly || this.#o.thread === false) return undefined;
+    try {
+      const w = new Worker(this.#o.workerUrl ?? WORKER_URL, {
+        workerData: { dataDir: dirname(this.#store.file), walAutoCheckpoint: this.#o.walAutoCheckpoint ?? 1000 },
+        resourceLimits: WORKER_LIMITS,
+      });
+      w.unref();
+      w.on("message", (m: { results?: Outcome[]; error?: string }) => {
+        if (this.#worker === w) this.#answered(m);
+      });
+      w.on("error", () => this.#lost(w));
+      w.on("exit", () => this.#lost(w));
+      this.#worker = w;
+      return w;
+    } catch {
+      this.#failedInARow++;
+      return undefined;
+    }
+  }
+
+  #answered(m: { results?: Outcome[]; error?: string }): void {
+    const batch = this.#inWorker;
+    this.#inWorker = undefined;
+    if (batch) {
+      this.#failedInARow = 0;
+      if (m.results) {
+        this.#committedByThread += batch.length;
+        this.#settle(batch, m.results);
+      } else {
+        // Not committed (disk full, read-only...): the same error the inline path gives, as a storage failure.
+        const err = new P2PError("P2P_ERR_STORAGE", m.error ?? "the commit thread failed");
+        for (const b of batch) b.reject(err);
+      }
+    }
+    this.#next();
+  }
+
+  #lost(w: Worker): void {
+    if (this.#worker !== w) return;
+    this.#worker = undefined;
+    this.#failedInARow++;
+    const batch = this.#inWorker;
+    this.#inWorker = undefined;
+    if (batch) this.#commitInline(batch);
+    this.#next();
+  }
+
+  /** After a batch left the commit thread: the next one, or the idle countdown. */
+  #next(): void {
+    const settled = this.#settled;
+    this.#settled = undefined;
+    settled?.();
+    if (this.#queue.length > 0) this.#schedule();
+    else if (this.#worker && !this.#closed) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = setTimeout(() => this.#stopIdle(), IDLE_MS).unref();
+    }
+  }
+
+  #stopIdle(): void {
+    if (this.#inWorker || !this.#worker) return;
+    const w = this.#worker;
+    this.#worker = undefined;
+    void w.terminate();
   }
 }

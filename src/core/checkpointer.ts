@@ -37,6 +37,8 @@ interface CheckpointResult {
 }
 
 export class Checkpointer {
+  /** The wal_autocheckpoint of connections that leave checkpoints to this class (also the commit thread's). */
+  static readonly BACKSTOP_PAGES = BACKSTOP_PAGES;
   readonly #store: Store;
   readonly #workerUrl: URL;
   #worker: Worker | undefined;

@@ -74,7 +74,7 @@ export class PeerServer {
     this.#o = o;
     this.#limiter = new RateLimiter(o.config.rateLimit);
     this.#checkpointer = new Checkpointer(o.store);
-    this.#batcher = new CommitBatcher(o.store, () => this.#checkpointer.written());
+    this.#batcher = new CommitBatcher(o.store, { afterCommit: () => this.#checkpointer.written(), walAutoCheckpoint: Checkpointer.BACKSTOP_PAGES });
     this.#sigs = new SignatureThread(o.self);
     this.#server = createServer(
       {
@@ -151,6 +151,7 @@ export class PeerServer {
     await closed;
     clearTimeout(timer);
     this.#sigs.close();
+    await this.#batcher.close();
     await this.#checkpointer.close();
   }
 

@@ -1,0 +1,111 @@
+/**
+ * The commit batcher answers each message only after its transaction committed, with the same outcome wherever the
+ * transaction ran: inline for a lone message, in the commit thread for a batch, inline again if that thread fails.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { CommitBatcher } from "../../src/core/batcher.ts";
+import { Store } from "../../src/core/store.ts";
+import { PEER_A, PEER_B, inbound, openTemp, tempDir } from "../helpers/store-fixture.ts";
+
+/** 20 messages in one event-loop turn (one batch), the last two repeating ids of the first two. */
+function batch() {
+  const items = Array.from({ length: 18 }, (_, i) => inbound(`m${i}`, { peer: i % 2 ? PEER_A : PEER_B, storedAt: 1000 + i }));
+  return [...items, inbound("m0", { peer: PEER_B, storedAt: 5000 }), inbound("m1", { peer: PEER_A, storedAt: 5000 })];
+}
+const expected = [
+  ...Array.from({ length: 18 }, (_, i) => ({ duplicate: false, storedAt: 1000 + i })),
+  { duplicate: true, storedAt: 1000 },
+  { duplicate: true, storedAt: 1001 },
+];
+
+test("a batch commits in the commit thread; the answers are those of an inline commit and every row is readable", async (t) => {
+  const { dir, store } = openTemp(t);
+  let commits = 0;
+  const b = new CommitBatcher(store, { afterCommit: () => commits++ });
+  t.after(() => b.close());
+  assert.deepEqual(await Promise.all(batch().map((i) => b.add(i))), expected);
+  assert.equal(b.committedByThread, 20, "the thread, not the test's thread, ran the transaction");
+  assert.equal(commits, 1, "one transaction for the batch");
+  assert.equal(store.counts().inbox, 18, "this thread's connection sees the committed rows");
+
+  // The same batch again, compared with a store that commits inline only.
+  const inline = openTemp(t).store;
+  const ib = new CommitBatcher(inline, { thread: false });
+  assert.deepEqual(await Promise.all(batch().map((i) => ib.add(i))), expected);
+  assert.equal(ib.committedByThread, 0);
+  assert.deepEqual(
+    store.listInbox({ limit: 100 }).map((m) => [m.id, m.peer, m.createdAt]),
+    inline.listInbox({ limit: 100 }).map((m) => [m.id, m.peer, m.createdAt]),
+  );
+  const other = Store.open(dir);
+  t.after(() => other.close());
+  assert.equal(other.counts().inbox, 18);
+});
+
+test("a lone message commits inline (no hand-off on the shortest path)", async (t) => {
+  const { store } = openTemp(t);
+  const b = new CommitBatcher(store);
+  t.after(() => b.close());
+  assert.deepEqual(await b.add(inbound("solo", { storedAt: 7 })), { duplicate: false, storedAt: 7 });
+  assert.equal(b.committedByThread, 0);
+  assert.equal(store.getMessage("in", "solo", inbound("x").peer)?.createdAt, 7);
+});
+
+test("messages arriving while the thread commits form the next batch; all are stored once, in order", async (t) => {
+  const { store } = openTemp(t);
+  const b = new CommitBatcher(store);
+  t.after(() => b.close());
+  const first = batch().map((i) => b.add(i));
+  await new Promise((r) => setImmediate(r)); // the first batch is now in the thread
+  const second = Array.from({ length: 30 }, (_, i) => b.add(inbound(`n${i}`, { storedAt: 2000 + i })));
+  assert.deepEqual(await Promise.all(first), expected);
+  const out = await Promise.all(second);
+  assert.ok(out.every((o, i) => !o.duplicate && o.storedAt === 2000 + i));
+  assert.equal(store.counts().inbox, 48);
+  assert.deepEqual(store.listInbox({ limit: 2 }).map((m) => m.id), ["n29", "n28"], "newest last committed");
+});
+
+test("a commit thread that cannot start: batches commit inline, nothing is lost, and after three failures it is not tried again", async (t) => {
+  const { store } = openTemp(t);
+  const broken = join(tempDir(t, "declaw-batcher-"), "broken-worker.mjs");
+  writeFileSync(broken, 'throw new Error("this worker never starts");\n');
+  const b = new CommitBatcher(store, { workerUrl: pathToFileURL(broken) });
+  t.after(() => b.close());
+  for (let round = 0; round < 3; round++) {
+    const out = await Promise.all(Array.from({ length: 5 }, (_, i) => b.add(inbound(`r${round}-${i}`, { storedAt: 100 * round + i }))));
+    assert.deepEqual(out.map((o) => o.storedAt), [0, 1, 2, 3, 4].map((i) => 100 * round + i), `round ${round + 1}`);
+  }
+  assert.equal(b.inlineOnly, true);
+  assert.equal(b.committedByThread, 0);
+  assert.equal(store.counts().inbox, 15);
+});
+
+test("a batch the thread could not commit is refused as a storage failure: nothing is acknowledged", async (t) => {
+  const { store } = openTemp(t);
+  const full = join(tempDir(t, "declaw-batcher-"), "full-disk-worker.mjs");
+  writeFileSync(full, 'import { parentPort } from "node:worker_threads";\nparentPort.on("message", () => parentPort.postMessage({ error: "database or disk is full" }));\n');
+  const b = new CommitBatcher(store, { workerUrl: pathToFileURL(full) });
+  t.after(() => b.close());
+  const out = await Promise.allSettled(batch().map((i) => b.add(i)));
+  for (const o of out) {
+    assert.equal(o.status, "rejected");
+    assert.equal((o as PromiseRejectedResult).reason.code, "P2P_ERR_STORAGE");
+    assert.match((o as PromiseRejectedResult).reason.message, /disk is full/);
+  }
+  assert.equal(b.inlineOnly, false, "an answered error is not a failed thread");
+});
+
+test("close lets the batch in the thread finish before it stops", async (t) => {
+  const { store } = openTemp(t);
+  const b = new CommitBatcher(store);
+  const pending = Promise.all(batch().map((i) => b.add(i)));
+  await new Promise((r) => setImmediate(r));
+  await b.close();
+  assert.deepEqual(await pending, expected);
+  assert.equal(store.counts().inbox, 18);
+  assert.deepEqual(await b.add(inbound("after", { storedAt: 9 })), { duplicate: false, storedAt: 9 }, "inline after close");
+});
