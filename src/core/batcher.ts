@@ -36,7 +36,7 @@ export interface CommitBatcherOptions {
   afterCommit?: () => void;
   /** Commit batches of several in the commit thread (default true). */
   thread?: boolean;
-  /** The commit thread connection's wal_autocheckpoint (the checkpointer's backstop). */
+  /** The commit thread connection's wal_autocheckpoint (the checkpointer's backstop); unset: SQLite's default. */
   walAutoCheckpoint?: number;
   /** For tests (a worker that fails); the default is commit-thread-worker next to this file. */
   workerUrl?: URL;
@@ -134,7 +134,7 @@ export class CommitBatcher {
     if (this.#closed || this.inlineOnly || this.#o.thread === false) return undefined;
     try {
       const w = new Worker(this.#o.workerUrl ?? WORKER_URL, {
-        workerData: { dataDir: dirname(this.#store.file), walAutoCheckpoint: this.#o.walAutoCheckpoint ?? 1000 },
+        workerData: { dataDir: dirname(this.#store.file), walAutoCheckpoint: this.#o.walAutoCheckpoint },
         resourceLimits: WORKER_LIMITS,
       });
       w.unref();

@@ -5,9 +5,9 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { Store } from "./store.ts";
 
-const { dataDir, walAutoCheckpoint } = workerData as { dataDir: string; walAutoCheckpoint: number };
+const { dataDir, walAutoCheckpoint } = workerData as { dataDir: string; walAutoCheckpoint?: number };
 const store = Store.open(dataDir);
-store.setWalAutoCheckpoint(walAutoCheckpoint);
+if (walAutoCheckpoint !== undefined) store.setWalAutoCheckpoint(walAutoCheckpoint);
 parentPort!.on("message", (items: Parameters<Store["acceptInbound"]>[0]) => {
   try {
     parentPort!.postMessage({ results: store.acceptInbound(items) });
