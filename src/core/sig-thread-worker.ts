@@ -1,5 +1,6 @@
 /**
- * The worker side of sig-thread.ts: each message is a batch of jobs, answered with one message of results in order.
+ * The worker side of sig-thread.ts: each message is a batch of jobs, answered with one message per job, in order, as
+ * soon as that job is done (a message moves on to its commit without waiting for the rest of its batch).
  * `workerData.seed` is the node's own key seed (for receipt signatures); it never leaves this process.
  */
 import { parentPort, workerData } from "node:worker_threads";
@@ -8,5 +9,5 @@ import { runSigJob, type SigJob } from "./sig-thread.ts";
 
 const self = keyPairFromSeed(new Uint8Array((workerData as { seed: Uint8Array }).seed));
 parentPort!.on("message", (jobs: SigJob[]) => {
-  parentPort!.postMessage(jobs.map((j) => runSigJob(self, j)));
+  for (const j of jobs) parentPort!.postMessage(runSigJob(self, j));
 });

