@@ -98,21 +98,26 @@ async function runJson(ns: Namespace, script: string, arg: unknown, timeoutMs = 
 
 /**
  * Throughput runs are split into this many rounds of RUN_MS / ROUNDS, taking the servers in turn within each round:
- * on a shared machine the background load drifts over the minutes a section takes, and rounds let every server see
- * the same drift. Ratios are the median of the rounds' ratios; each row shows its rounds' p99 range.
+ * on a shared machine the background load drifts, and rounds let every server see the same drift. Ratios are the
+ * median of the rounds' ratios; each row shows its rounds' p99 range. On the 2-vCPU development machine the verify
+ * ceiling alone moved between ~3000 and ~5800 msg/s from one 2-second round to the next, so 3 rounds left the median
+ * ratio at the mercy of one unlucky round; 7 short ones (the first warms the servers up, the rest barely need to)
+ * cost ~40 s more per section.
  */
-const ROUNDS = QUICK ? 1 : 3;
+const ROUNDS = QUICK ? 1 : 7;
+/** Warm-up of the later rounds: the servers are warm by then, only the connections are new. */
+const LATER_WARMUP_MS = 300;
 
 /** `guessPerSec` sizes the pre-signed pool (the generator signs live if it runs out, which it reports). */
-function loadPlan(target: string, port: number, to: string, senders: string[], inFlight: number, bind = true, guessPerSec = inFlight === 1 ? 2_500 : 6_000, durationMs = RUN_MS) {
-  return { target, port, to, senders, bind, inFlight, durationMs, warmupMs: WARMUP_MS, pool: Math.min(80_000, Math.ceil((guessPerSec * (durationMs + WARMUP_MS)) / 1000)) };
+function loadPlan(target: string, port: number, to: string, senders: string[], inFlight: number, bind = true, guessPerSec = inFlight === 1 ? 2_500 : 6_000, durationMs = RUN_MS, warmupMs = WARMUP_MS) {
+  return { target, port, to, senders, bind, inFlight, durationMs, warmupMs, pool: Math.min(80_000, Math.ceil((guessPerSec * (durationMs + warmupMs)) / 1000)) };
 }
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const GUESS: Record<string, [number, number]> = { node: [2_000, 5_000], "node, data dir on tmpfs": [2_500, 6_000], "verify ceiling": [6_000, 8_000], "parse ceiling": [12_000, 16_000] };
+const GUESS: Record<string, [number, number]> = { node: [2_000, 6_500], "node, data dir on tmpfs": [2_500, 7_000], "verify ceiling": [6_000, 8_000], "parse ceiling": [12_000, 16_000] };
 
 type Server = Awaited<ReturnType<typeof startJsonChild>>;
 
@@ -130,7 +135,9 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
       for (const [name, port, child] of servers) {
         const g = GUESS[name]!;
         const cpu0 = (await child.stats()).cpuMs as number;
-        const r = await runJson(gen, LOADGEN, loadPlan(nodeAddr, port, nodeAddr, senders, inFlight, bind, inFlight === 1 ? g[0] : g[1], roundMs));
+        const warmupMs = round === 0 ? WARMUP_MS : LATER_WARMUP_MS;
+        const r = await runJson(gen, LOADGEN, loadPlan(nodeAddr, port, nodeAddr, senders, inFlight, bind, inFlight === 1 ? g[0] : g[1], roundMs, warmupMs));
+        r.warmupMs = warmupMs;
         r.answered = sum(Object.values(r.statuses as Record<string, number>));
         r.serverCpuMs = ((await child.stats()).cpuMs as number) - cpu0;
         res[name] = r;
@@ -153,7 +160,7 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
         signedLive: sum(rs.map((x) => x.signedLive)),
         cpuUsPerRequest: sum(rs.map((x) => x.cpuUsPerRequest * x.answered)) / Math.max(1, answered),
         // Includes the warm-ups' requests, which the load generator does not count: an upper bound, good for ratios.
-        serverCpuUsPerRequest: (sum(rs.map((x) => x.serverCpuMs)) * 1000) / Math.max(1, answered * (1 + WARMUP_MS / roundMs)),
+        serverCpuUsPerRequest: (sum(rs.map((x) => x.serverCpuMs)) * 1000) / Math.max(1, sum(rs.map((x) => x.answered * (1 + x.warmupMs / roundMs)))),
         rounds: rs,
       });
       const bad = Object.entries(statuses).filter(([k]) => k !== "200");
