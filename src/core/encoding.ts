@@ -65,6 +65,11 @@ export function encodeUtf8(text: string): Uint8Array {
   return utf8Encoder.encode(text);
 }
 
+/** Writes the UTF-8 of `text` into `target` (at least utf8ByteLength(text) long); returns the bytes written. */
+export function encodeUtf8Into(text: string, target: Uint8Array): number {
+  return utf8Encoder.encodeInto(text, target).written;
+}
+
 /** Byte length of the UTF-8 encoding of `text`, without allocating it. */
 export function utf8ByteLength(text: string): number {
   return Buffer.byteLength(text, "utf8");

@@ -17,6 +17,7 @@ import {
   encodeBase64,
   encodeBase64Url,
   encodeUtf8,
+  encodeUtf8Into,
   toHex,
   utf8ByteLength,
 } from "./encoding.ts";
@@ -219,11 +220,14 @@ function checkId(value: unknown, field: string): Refusal | undefined {
 const CANONICAL_CACHE_MAX = 1024;
 const canonicalCache = new Map<string, Uint8Array>();
 
-/** Decodes the canonical RFC 5952 text of a 200::/7 address; anything else is undefined. */
-export function decodeCanonicalAddress(value: unknown): Uint8Array | undefined {
+/**
+ * Decodes the canonical RFC 5952 text of a 200::/7 address; anything else is undefined. `copy: false` (this module's
+ * encoders only) may return the cache's own bytes, which must not be modified.
+ */
+export function decodeCanonicalAddress(value: unknown, copy = true): Uint8Array | undefined {
   if (typeof value !== "string") return undefined;
   const known = canonicalCache.get(value);
-  if (known) return known.slice();
+  if (known) return copy ? known.slice() : known;
   const bytes = parseIPv6(value);
   if (bytes === undefined || !isYggdrasilAddress(bytes) || formatIPv6(bytes) !== value) return undefined;
   if (canonicalCache.size >= CANONICAL_CACHE_MAX) canonicalCache.delete(canonicalCache.keys().next().value!);
@@ -246,7 +250,7 @@ function checkAddress(value: unknown, field: string): Refusal | undefined {
 }
 
 function checkKey(value: unknown, field: string): Refusal | undefined {
-  if (decodeBase64Exact(value, PUBLIC_KEY_BYTES) !== undefined) return undefined;
+  if (decodeKey(value) !== undefined) return undefined;
   return refuse("P2P_ERR_BAD_KEY", `"${field}" must be ${PUBLIC_KEY_BYTES} bytes of canonical padded base64 (44 characters)`);
 }
 
@@ -304,15 +308,6 @@ function checkVersions(value: unknown): Refusal | undefined {
   return undefined;
 }
 
-/** Runs the checks in order; the first refusal wins. */
-function firstRefusal(checks: Array<() => Refusal | undefined>): Refusal | undefined {
-  for (const c of checks) {
-    const r = c();
-    if (r !== undefined) return r;
-  }
-  return undefined;
-}
-
 /** Wraps a parser so that nothing escapes as an exception, whatever the input. */
 function guarded<T>(what: string, parse: () => Result<T>): Result<T> {
   try {
@@ -330,16 +325,15 @@ export function parseEnvelope(input: unknown): Result<Envelope> {
     const shape = checkShape(input, ENVELOPE_FIELDS, undefined);
     if (shape) return fail(shape.code, shape.message);
     const o = input as Record<string, unknown>;
-    const r = firstRefusal([
-      () => checkId(o["id"], "id"),
-      () => checkAddress(o["from"], "from"),
-      () => checkAddress(o["to"], "to"),
-      () => checkKey(o["key"], "key"),
-      () => checkTimestamp(o["ts"], "ts"),
-      () => checkKind(o["kind"]),
-      () => checkContent(o["content"]),
-      () => checkSig(o["sig"]),
-    ]);
+    const r =
+      checkId(o["id"], "id") ??
+      checkAddress(o["from"], "from") ??
+      checkAddress(o["to"], "to") ??
+      checkKey(o["key"], "key") ??
+      checkTimestamp(o["ts"], "ts") ??
+      checkKind(o["kind"]) ??
+      checkContent(o["content"]) ??
+      checkSig(o["sig"]);
     if (r) return fail(r.code, r.message);
     return ok<Envelope>({
       v: PROTOCOL_VERSION,
@@ -369,7 +363,7 @@ export function envelopeSigningBytes(e: Omit<Envelope, "sig">): Uint8Array {
   w.raw(keyBytes(e.key));
   w.u64(e.ts);
   w.short(kindBytes(e.kind));
-  w.long(contentBytes(e.content));
+  w.longUtf8(checkedContent(e.content));
   return w.bytes();
 }
 
@@ -427,14 +421,13 @@ export function parseReceipt(input: unknown): Result<Receipt> {
     const shape = checkShape(input, RECEIPT_FIELDS, "receipt");
     if (shape) return fail(shape.code, shape.message);
     const o = input as Record<string, unknown>;
-    const r = firstRefusal([
-      () => checkId(o["id"], "id"),
-      () => checkAddress(o["from"], "from"),
-      () => checkAddress(o["to"], "to"),
-      () => checkKey(o["key"], "key"),
-      () => checkTimestamp(o["stored"], "stored"),
-      () => checkSig(o["sig"]),
-    ]);
+    const r =
+      checkId(o["id"], "id") ??
+      checkAddress(o["from"], "from") ??
+      checkAddress(o["to"], "to") ??
+      checkKey(o["key"], "key") ??
+      checkTimestamp(o["stored"], "stored") ??
+      checkSig(o["sig"]);
     if (r) return fail(r.code, r.message);
     return ok<Receipt>({
       v: PROTOCOL_VERSION,
@@ -524,14 +517,13 @@ export function parsePingProof(input: unknown): Result<PingProof> {
     const shape = checkShape(input, PONG_FIELDS, "pong");
     if (shape) return fail(shape.code, shape.message);
     const o = input as Record<string, unknown>;
-    const r = firstRefusal([
-      () => checkAddress(o["address"], "address"),
-      () => checkKey(o["key"], "key"),
-      () => checkVersions(o["versions"]),
-      () => checkTimestamp(o["ts"], "ts"),
-      () => checkNonceField(o["nonce"]),
-      () => checkSig(o["sig"]),
-    ]);
+    const r =
+      checkAddress(o["address"], "address") ??
+      checkKey(o["key"], "key") ??
+      checkVersions(o["versions"]) ??
+      checkTimestamp(o["ts"], "ts") ??
+      checkNonceField(o["nonce"]) ??
+      checkSig(o["sig"]);
     if (r) return fail(r.code, r.message);
     return ok<PingProof>({
       v: PROTOCOL_VERSION,
@@ -619,17 +611,36 @@ function versionByte(v: unknown): number {
 
 function uuidBytes(id: string): Uint8Array {
   if (!isMessageId(id)) throw new RangeError("id must be a lowercase UUIDv7");
-  return new Uint8Array(Buffer.from(id.replaceAll("-", ""), "hex"));
+  return Buffer.from(id.replaceAll("-", ""), "hex");
 }
 
+/** The address's 16 bytes, possibly shared with the decode cache: only for copying into a ByteWriter. */
 function addressBytes(text: string): Uint8Array {
-  const b = decodeCanonicalAddress(text);
+  const b = decodeCanonicalAddress(text, false);
   if (b === undefined) throw new RangeError(`not a canonical 200::/7 address: ${describe(text)}`);
   return b;
 }
 
-function keyBytes(key: string): Uint8Array {
+// Public keys already decoded, as for addresses: the same few peers' keys (and ours, in every receipt) are encoded
+// for every message. Bounded; holds only canonical texts.
+const KEY_CACHE_MAX = 1024;
+const keyCache = new Map<string, Uint8Array>();
+
+/** The key's 32 bytes, or undefined if not canonical base64 of 32 bytes. Shared with the cache: do not modify. */
+function decodeKey(key: unknown): Uint8Array | undefined {
+  if (typeof key !== "string") return undefined;
+  const known = keyCache.get(key);
+  if (known) return known;
   const b = decodeBase64Exact(key, PUBLIC_KEY_BYTES);
+  if (b === undefined) return undefined;
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(key, b);
+  return b;
+}
+
+/** decodeKey for the encoders (only for copying into a ByteWriter). */
+function keyBytes(key: string): Uint8Array {
+  const b = decodeKey(key);
   if (b === undefined) throw new RangeError("key must be 32 bytes of canonical padded base64");
   return b;
 }
@@ -639,37 +650,48 @@ function kindBytes(kind: string): Uint8Array {
   return encodeUtf8(kind); // ASCII by the pattern
 }
 
-function contentBytes(content: string): Uint8Array {
+function checkedContent(content: string): string {
   const r = checkContent(content);
   if (r !== undefined) throw new RangeError(r.message);
-  return encodeUtf8(content);
+  return content;
 }
 
-/** Appends fixed-width big-endian integers and length-prefixed byte strings after a domain prefix. */
+const domainBytes = new Map<string, Uint8Array>();
+
+/**
+ * Appends fixed-width big-endian integers and length-prefixed byte strings after a domain prefix, into one buffer
+ * (a message's signed bytes are built several times per message: one allocation each, not one per field).
+ */
 class ByteWriter {
-  #parts: Uint8Array[] = [];
+  #buf = new Uint8Array(256);
+  #view = new DataView(this.#buf.buffer);
   #length = 0;
 
   constructor(domain: string) {
-    this.raw(encodeUtf8(domain));
+    let d = domainBytes.get(domain);
+    if (!d) domainBytes.set(domain, (d = encodeUtf8(domain)));
+    this.raw(d);
     this.u8(0);
   }
 
   raw(b: Uint8Array): void {
-    this.#parts.push(b);
+    this.#reserve(b.length);
+    this.#buf.set(b, this.#length);
     this.#length += b.length;
   }
 
   u8(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > 0xff) throw new RangeError(`u8 out of range: ${n}`);
-    this.raw(Uint8Array.of(n));
+    this.#reserve(1);
+    this.#buf[this.#length++] = n;
   }
 
   u64(n: number): void {
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`u64 must be a non-negative safe integer: ${n}`);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, BigInt(n));
-    this.raw(b);
+    this.#reserve(8);
+    this.#view.setUint32(this.#length, Math.floor(n / 2 ** 32));
+    this.#view.setUint32(this.#length + 4, n >>> 0);
+    this.#length += 8;
   }
 
   /** u8 length + bytes (at most 255). */
@@ -678,22 +700,26 @@ class ByteWriter {
     this.raw(b);
   }
 
-  /** u32be length + bytes. */
-  long(b: Uint8Array): void {
-    if (b.length > 0xffffffff) throw new RangeError("byte string too long");
-    const len = new Uint8Array(4);
-    new DataView(len.buffer).setUint32(0, b.length);
-    this.raw(len);
-    this.raw(b);
+  /** u32be length + the UTF-8 of a well-formed string (encoded in place). */
+  longUtf8(text: string): void {
+    const n = utf8ByteLength(text);
+    if (n > 0xffffffff) throw new RangeError("byte string too long");
+    this.#reserve(4 + n);
+    this.#view.setUint32(this.#length, n);
+    this.#length += 4;
+    this.#length += encodeUtf8Into(text, this.#buf.subarray(this.#length));
   }
 
+  /** A copy of exactly the bytes written (its own buffer, safe to hand to another thread). */
   bytes(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let o = 0;
-    for (const p of this.#parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return this.#buf.slice(0, this.#length);
+  }
+
+  #reserve(n: number): void {
+    if (this.#length + n <= this.#buf.length) return;
+    const bigger = new Uint8Array(Math.max(this.#buf.length * 2, this.#length + n));
+    bigger.set(this.#buf.subarray(0, this.#length));
+    this.#buf = bigger;
+    this.#view = new DataView(bigger.buffer);
   }
 }
