@@ -8,14 +8,15 @@
  * the event loop (the gateway's, inside OpenClaw) goes on parsing the next requests instead of waiting for the fsync.
  * One batch commits at a time either way: what arrives meanwhile forms the next batch, so commits stay in arrival
  * order and never wait on each other's lock. A worker that dies or errors loses nothing: the batch it held is
- * committed inline (rows it had already committed come back as duplicates with their first storedAt); after
- * MAX_FAILED_STARTS failures in a row the process stays inline. The worker exits after IDLE_MS without batches.
+ * committed inline (rows it had already committed come back as duplicates with their first storedAt). The worker's
+ * lifecycle is worker-slot.ts's: started on first use, stopped after 10 s without batches, given up (the process
+ * stays inline) after repeated failures.
  */
 import { dirname, extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { P2PError } from "./errors.ts";
 import type { Store } from "./store.ts";
+import { WorkerSlot } from "./worker-slot.ts";
 
 type Item = Parameters<Store["acceptInbound"]>[0][number];
 type Outcome = ReturnType<Store["acceptInbound"]>[number];
@@ -26,8 +27,6 @@ interface Entry {
 }
 
 const MAX_BATCH = 256;
-const IDLE_MS = 10_000;
-const MAX_FAILED_STARTS = 3;
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
 const WORKER_URL = new URL(`./commit-thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
@@ -42,23 +41,33 @@ export interface CommitBatcherOptions {
   workerUrl?: URL;
 }
 
+type Answer = { results?: Outcome[]; error?: string };
+
 export class CommitBatcher {
   readonly #store: Store;
   readonly #o: CommitBatcherOptions;
+  readonly #slot: WorkerSlot<Answer> | undefined;
   #queue: Entry[] = [];
   #scheduled = false;
   /** The batch the commit thread holds; while set, arrivals wait for it. */
   #inWorker: Entry[] | undefined;
   #settled: (() => void) | undefined;
-  #worker: Worker | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
-  #failedInARow = 0;
   #committedByThread = 0;
   #closed = false;
 
   constructor(store: Store, options: CommitBatcherOptions = {}) {
     this.#store = store;
     this.#o = options;
+    this.#slot =
+      options.thread === false
+        ? undefined
+        : new WorkerSlot({
+            url: options.workerUrl ?? WORKER_URL,
+            workerData: { dataDir: dirname(store.file), walAutoCheckpoint: options.walAutoCheckpoint },
+            limits: WORKER_LIMITS,
+            onMessage: (m) => this.#answered(m),
+            onLost: () => this.#lost(),
+          });
   }
 
   /** Messages whose transaction the commit thread ran (the rest ran inline). */
@@ -68,7 +77,7 @@ export class CommitBatcher {
 
   /** True once commit-thread workers kept failing: every batch commits inline. */
   get inlineOnly(): boolean {
-    return this.#failedInARow >= MAX_FAILED_STARTS;
+    return this.#slot?.givenUp ?? true;
   }
 
   add(item: Item): Promise<Outcome> {
@@ -82,11 +91,8 @@ export class CommitBatcher {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#idleTimer);
     if (this.#inWorker) await new Promise<void>((r) => (this.#settled = r));
-    const w = this.#worker;
-    this.#worker = undefined;
-    if (w) await w.terminate();
+    await this.#slot?.stop();
   }
 
   #schedule(): void {
@@ -101,11 +107,8 @@ export class CommitBatcher {
     if (this.#inWorker) return; // its answer flushes what gathered meanwhile
     const batch = this.#queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
-    const w = batch.length > 1 ? this.#ensureWorker() : undefined;
-    if (w) {
-      clearTimeout(this.#idleTimer);
+    if (batch.length > 1 && !this.#closed && this.#slot?.post(batch.map((b) => b.item))) {
       this.#inWorker = batch;
-      w.postMessage(batch.map((b) => b.item));
       return;
     }
     this.#commitInline(batch);
@@ -129,33 +132,11 @@ export class CommitBatcher {
     this.#o.afterCommit?.();
   }
 
-  #ensureWorker(): Worker | undefined {
-    if (this.#worker) return this.#worker;
-    if (this.#closed || this.inlineOnly || this.#o.thread === false) return undefined;
-    try {
-      const w = new Worker(this.#o.workerUrl ?? WORKER_URL, {
-        workerData: { dataDir: dirname(this.#store.file), walAutoCheckpoint: this.#o.walAutoCheckpoint },
-        resourceLimits: WORKER_LIMITS,
-      });
-      w.unref();
-      w.on("message", (m: { results?: Outcome[]; error?: string }) => {
-        if (this.#worker === w) this.#answered(m);
-      });
-      w.on("error", () => this.#lost(w));
-      w.on("exit", () => this.#lost(w));
-      this.#worker = w;
-      return w;
-    } catch {
-      this.#failedInARow++;
-      return undefined;
-    }
-  }
-
-  #answered(m: { results?: Outcome[]; error?: string }): void {
+  #answered(m: Answer): void {
     const batch = this.#inWorker;
     this.#inWorker = undefined;
     if (batch) {
-      this.#failedInARow = 0;
+      this.#slot!.succeeded();
       if (m.results) {
         this.#committedByThread += batch.length;
         this.#settle(batch, m.results);
@@ -168,10 +149,7 @@ export class CommitBatcher {
     this.#next();
   }
 
-  #lost(w: Worker): void {
-    if (this.#worker !== w) return;
-    this.#worker = undefined;
-    this.#failedInARow++;
+  #lost(): void {
     const batch = this.#inWorker;
     this.#inWorker = undefined;
     if (batch) this.#commitInline(batch);
@@ -184,16 +162,6 @@ export class CommitBatcher {
     this.#settled = undefined;
     settled?.();
     if (this.#queue.length > 0) this.#schedule();
-    else if (this.#worker && !this.#closed) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = setTimeout(() => this.#stopIdle(), IDLE_MS).unref();
-    }
-  }
-
-  #stopIdle(): void {
-    if (this.#inWorker || !this.#worker) return;
-    const w = this.#worker;
-    this.#worker = undefined;
-    void w.terminate();
+    else if (!this.#closed) this.#slot?.idle();
   }
 }

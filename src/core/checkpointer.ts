@@ -6,14 +6,15 @@
  * block the writer; while it keeps up, the node's own connection only checkpoints past BACKSTOP_PAGES (a worker that
  * stalls cannot let the log grow without bound).
  *
- * One lifecycle path, as for the signature thread: the worker starts on the first write, stops after IDLE_MS without
- * writes and on close(). A worker that fails or dies changes nothing for durability (commits are fsynced by the
- * writer either way); after MAX_FAILED_STARTS failures in a row the process keeps SQLite's own checkpointing.
+ * The worker's lifecycle is worker-slot.ts's, as for the other helper threads: started on the first write, stopped
+ * after 10 s without writes and on close(). A worker that fails or dies changes nothing for durability (commits are
+ * fsynced by the writer either way); once the slot gives up after repeated failures, the process keeps SQLite's own
+ * checkpointing.
  */
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import type { Store } from "./store.ts";
+import { WorkerSlot } from "./worker-slot.ts";
 
 /**
  * After a write, the checkpoint waits this long, so that the writes of a busy moment share one (each checkpoint is two
@@ -21,11 +22,9 @@ import type { Store } from "./store.ts";
  * ~40k WAL pages/s that is still under BACKSTOP_PAGES.
  */
 const DELAY_MS = 100;
-const IDLE_MS = 10_000;
 /** SQLite's default wal_autocheckpoint, restored when this checkpointer is not working. */
 const DEFAULT_PAGES = 1000;
 const BACKSTOP_PAGES = 4000;
-const MAX_FAILED_STARTS = 3;
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
 const WORKER_URL = new URL(`./checkpointer-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
@@ -40,20 +39,24 @@ export class Checkpointer {
   /** The wal_autocheckpoint of connections that leave checkpoints to this class (also the commit thread's). */
   static readonly BACKSTOP_PAGES = BACKSTOP_PAGES;
   readonly #store: Store;
-  readonly #workerUrl: URL;
-  #worker: Worker | undefined;
+  readonly #slot: WorkerSlot<CheckpointResult>;
   #timer: NodeJS.Timeout | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
   #running = false;
   #again = false;
-  #failedInARow = 0;
+  #failing = false;
   #checkpoints = 0;
   #closed = false;
 
   /** `workerUrl` is for tests (a worker that fails); the default is checkpointer-worker next to this file. */
   constructor(store: Store, options: { workerUrl?: URL } = {}) {
     this.#store = store;
-    this.#workerUrl = options.workerUrl ?? WORKER_URL;
+    this.#slot = new WorkerSlot({
+      url: options.workerUrl ?? WORKER_URL,
+      workerData: { file: store.file },
+      limits: WORKER_LIMITS,
+      onMessage: (r) => this.#answered(r),
+      onLost: () => this.#lost(),
+    });
   }
 
   /** Checkpoints the worker has completed. */
@@ -63,7 +66,7 @@ export class Checkpointer {
 
   /** True once workers kept failing: SQLite checkpoints inside commits again, as without this class. */
   get givenUp(): boolean {
-    return this.#failedInARow >= MAX_FAILED_STARTS;
+    return this.#slot.givenUp;
   }
 
   /** Call after a commit: a checkpoint follows DELAY_MS later (one at a time; writes meanwhile ask for another). */
@@ -78,59 +81,39 @@ export class Checkpointer {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
-    clearTimeout(this.#idleTimer);
-    await this.#stop();
+    this.#running = false;
+    await this.#slot.stop();
     this.#setPages(DEFAULT_PAGES);
   }
 
   #run(): void {
     this.#timer = undefined;
-    const w = this.#closed ? undefined : this.#ensureWorker();
-    if (!w) return;
-    clearTimeout(this.#idleTimer);
-    this.#running = true;
-    w.postMessage(0);
-  }
-
-  #ensureWorker(): Worker | undefined {
-    if (this.#worker) return this.#worker;
-    try {
-      const w = new Worker(this.#workerUrl, { workerData: { file: this.#store.file }, resourceLimits: WORKER_LIMITS });
-      w.unref();
-      w.on("message", (r: CheckpointResult) => {
-        if (this.#worker === w) this.#answered(r);
-      });
-      w.on("error", () => this.#lost(w));
-      w.on("exit", () => this.#lost(w));
-      this.#worker = w;
-      return w;
-    } catch {
-      this.#failed();
-      return undefined;
-    }
+    if (this.#closed) return;
+    if (this.#slot.post(0)) this.#running = true;
+    else this.#failed();
   }
 
   #answered(r: CheckpointResult): void {
     this.#running = false;
     if (r.error !== undefined) {
       // A checkpoint that failed (I/O error, a file gone): SQLite's own checkpointing is still the backstop.
+      this.#slot.failed();
       this.#failed();
     } else {
-      if (this.#failedInARow > 0 || this.#checkpoints === 0) this.#setPages(BACKSTOP_PAGES);
-      this.#failedInARow = 0;
+      if (this.#failing || this.#checkpoints === 0) this.#setPages(BACKSTOP_PAGES);
+      this.#failing = false;
+      this.#slot.succeeded();
       this.#checkpoints++;
     }
     if (this.#again) {
       this.#again = false;
       this.written();
     } else if (!this.#closed) {
-      this.#idleTimer = setTimeout(() => void this.#stop(), IDLE_MS).unref();
+      this.#slot.idle();
     }
   }
 
-  #lost(w: Worker): void {
-    if (this.#worker !== w) return;
-    this.#worker = undefined;
+  #lost(): void {
     this.#running = false;
     this.#failed();
     if (this.#again) {
@@ -139,8 +122,9 @@ export class Checkpointer {
     }
   }
 
+  /** A worker that could not start, was lost or could not checkpoint: SQLite checkpoints inside commits meanwhile. */
   #failed(): void {
-    this.#failedInARow++;
+    this.#failing = true;
     this.#setPages(DEFAULT_PAGES);
   }
 
@@ -151,12 +135,5 @@ export class Checkpointer {
     } catch {
       // the connection is failing anyway; its own commits report that
     }
-  }
-
-  async #stop(): Promise<void> {
-    const w = this.#worker;
-    this.#worker = undefined;
-    this.#running = false;
-    if (w) await w.terminate();
   }
 }

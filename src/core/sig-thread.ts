@@ -6,16 +6,16 @@
  * back one per job as each is done: a batch answered as a whole made its messages reach the commit together, and the
  * worker then idled while they were stored (per-job answers: +8% messages/s at 32 in flight, median of 12 rounds).
  *
- * One lifecycle path: the worker starts on first use, stops after IDLE_MS without jobs (its ~20 MB are given back
- * when the node is quiet) and on close(). Whatever happens to it, no job is lost or failed because of it: if the
- * worker dies or errors, its pending jobs are done inline, and so is every job past MAX_PENDING (which also gives a
- * flood the natural back-pressure of inline work); a worker that keeps failing is given up for the process. The
- * result is always the same as `verifyBytes` / `signBytes`.
+ * The worker's lifecycle is worker-slot.ts's (started on first use, stopped after 10 s without jobs, so its ~20 MB
+ * are given back when the node is quiet, and on close(); given up after repeated failures). Whatever happens to it, no
+ * job is lost or failed because of it: if the worker dies or errors, its pending jobs are done inline, and so is every
+ * job past MAX_PENDING (which also gives a flood the natural back-pressure of inline work). The result is always the
+ * same as `verifyBytes` / `signBytes`.
  */
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { signBytes, verifyBytes, type KeyPair } from "./keys.ts";
+import { WorkerSlot } from "./worker-slot.ts";
 
 /** Verify `sig` over `data` by `key`; if valid and `receipt` is given, also sign `receipt` with our key. */
 export interface SigJob {
@@ -30,7 +30,6 @@ export interface SigResult {
   receiptSig?: Uint8Array;
 }
 
-const IDLE_MS = 10_000;
 /**
  * Jobs waiting on the worker beyond which new ones are done inline. Small on purpose: honest load at 32 requests in
  * flight never reaches it, and a flood of forgeries cannot queue more than ~10 ms of verification ahead of a
@@ -39,8 +38,6 @@ const IDLE_MS = 10_000;
 const MAX_PENDING = 64;
 /** The worker holds no data: a small heap keeps its memory small (running out only means inline work, see above). */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
-/** Workers in a row that failed before answering anything, after which this process stays inline. */
-const MAX_FAILED_STARTS = 3;
 const WORKER_URL = new URL(`./sig-thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 interface Pending {
@@ -56,27 +53,30 @@ export function runSigJob(self: KeyPair, job: SigJob): SigResult {
 
 export class SignatureThread {
   readonly #self: KeyPair;
-  readonly #workerUrl: URL;
-  #failedInARow = 0;
-  #worker: Worker | undefined;
-  /** Batches posted to the worker, oldest first (it answers them in order). */
+  readonly #slot: WorkerSlot<SigResult>;
+  /** Batches posted to the worker, oldest first (it answers them job by job, in order). */
   #inWorker: Pending[][] = [];
   #next: Pending[] = [];
   #pending = 0;
   #answeredByWorker = 0;
   #flushScheduled = false;
-  #idleTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   /** `workerUrl` is for tests (a worker that fails); the default is sig-thread-worker next to this file. */
   constructor(self: KeyPair, options: { workerUrl?: URL } = {}) {
     this.#self = self;
-    this.#workerUrl = options.workerUrl ?? WORKER_URL;
+    this.#slot = new WorkerSlot({
+      url: options.workerUrl ?? WORKER_URL,
+      workerData: { seed: self.seed },
+      limits: WORKER_LIMITS,
+      onMessage: (r) => this.#answered(r),
+      onLost: () => this.#inlineHeld(),
+    });
   }
 
-  /** True once workers kept failing (MAX_FAILED_STARTS in a row): every job is then done inline. */
+  /** True once workers kept failing: every job is then done inline. */
   get inlineOnly(): boolean {
-    return this.#failedInARow >= MAX_FAILED_STARTS;
+    return this.#slot.givenUp;
   }
 
   /** Jobs queued or in the worker. */
@@ -104,7 +104,8 @@ export class SignatureThread {
   /** Stops the worker; jobs still pending are finished inline. */
   close(): void {
     this.#closed = true;
-    this.#stop();
+    this.#inlineHeld(); // before terminate() can drop them
+    void this.#slot.stop();
   }
 
   #flush(): void {
@@ -112,30 +113,8 @@ export class SignatureThread {
     const batch = this.#next;
     this.#next = [];
     if (batch.length === 0) return;
-    const w = this.#closed || this.inlineOnly ? undefined : this.#ensureWorker();
-    if (!w) return this.#inline(batch);
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    if (this.#closed || !this.#slot.post(batch.map((p) => p.job))) return this.#inline(batch);
     this.#inWorker.push(batch);
-    w.postMessage(batch.map((p) => p.job));
-  }
-
-  #ensureWorker(): Worker | undefined {
-    if (this.#worker) return this.#worker;
-    try {
-      const w = new Worker(this.#workerUrl, { workerData: { seed: this.#self.seed }, resourceLimits: WORKER_LIMITS });
-      w.unref();
-      w.on("message", (r: SigResult) => {
-        if (this.#worker === w) this.#answered(r);
-      });
-      // A crashed or failed worker: what it held is done inline; the next batch starts a new one.
-      w.on("error", () => this.#lost(w, true));
-      w.on("exit", () => this.#lost(w, true));
-      this.#worker = w;
-      return w;
-    } catch {
-      return undefined;
-    }
   }
 
   #answered(r: SigResult): void {
@@ -143,20 +122,15 @@ export class SignatureThread {
     const p = batch?.shift();
     if (!p) return;
     if (batch!.length === 0) this.#inWorker.shift();
-    this.#failedInARow = 0;
+    this.#slot.succeeded();
     this.#pending--;
     this.#answeredByWorker++;
     p.resolve(r.receiptSig ? { valid: r.valid, receiptSig: new Uint8Array(r.receiptSig) } : { valid: r.valid });
-    if (this.#inWorker.length === 0 && this.#next.length === 0) {
-      this.#idleTimer = setTimeout(() => this.#stop(), IDLE_MS);
-      this.#idleTimer.unref();
-    }
+    if (this.#inWorker.length === 0 && this.#next.length === 0) this.#slot.idle();
   }
 
-  #lost(w: Worker, failed = false): void {
-    if (this.#worker !== w) return;
-    this.#worker = undefined;
-    if (failed) this.#failedInARow++;
+  /** What the worker held (it was lost, or the thread is closing), done inline. */
+  #inlineHeld(): void {
     const held = this.#inWorker.flat();
     this.#inWorker = [];
     this.#inline(held);
@@ -167,14 +141,5 @@ export class SignatureThread {
       this.#pending--;
       p.resolve(runSigJob(this.#self, p.job));
     }
-  }
-
-  #stop(): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
-    const w = this.#worker;
-    if (!w) return;
-    this.#lost(w); // finishes what it held inline, before terminate() can drop it
-    void w.terminate();
   }
 }
