@@ -84,6 +84,28 @@ test("a commit thread that cannot start: batches commit inline, nothing is lost,
   assert.equal(store.counts().inbox, 15);
 });
 
+test("a commit thread that dies after committing, before answering: the batch is committed again inline, stored once", async (t) => {
+  const { store } = openTemp(t);
+  const dying = join(tempDir(t, "declaw-batcher-"), "dying-worker.mjs");
+  const storeUrl = new URL("../../src/core/store.ts", import.meta.url).href;
+  writeFileSync(
+    dying,
+    `import { parentPort, workerData } from "node:worker_threads";
+import { Store } from ${JSON.stringify(storeUrl)};
+const store = Store.open(workerData.dataDir);
+parentPort.on("message", (items) => { store.acceptInbound(items); process.exit(1); });
+`,
+  );
+  const b = new CommitBatcher(store, { workerUrl: pathToFileURL(dying) });
+  t.after(() => b.close());
+  const out = await Promise.all(batch().map((i) => b.add(i)));
+  // Every message is answered with the storedAt of the commit that really stored it (the thread's), as a duplicate.
+  assert.deepEqual(out.map((o) => o.storedAt), expected.map((e) => e.storedAt));
+  assert.ok(out.every((o) => o.duplicate));
+  assert.equal(b.committedByThread, 0);
+  assert.equal(store.counts().inbox, 18, "each message stored once");
+});
+
 test("a batch the thread could not commit is refused as a storage failure: nothing is acknowledged", async (t) => {
   const { store } = openTemp(t);
   const full = join(tempDir(t, "declaw-batcher-"), "full-disk-worker.mjs");

@@ -85,6 +85,33 @@ test("closed while the worker holds jobs: every job is still answered, and later
   assert.equal((await t.run(js[0]!)).valid, true);
 });
 
+test("a worker that dies halfway through a batch: the jobs it did not answer are done inline", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "declaw-sig-"));
+  const dying = join(dir, "dying-worker.mjs");
+  const src = (f: string) => JSON.stringify(new URL(`../../src/core/${f}`, import.meta.url).href);
+  // The real worker's job, for the first job of its first batch only; then it exits.
+  writeFileSync(
+    dying,
+    `import { parentPort, workerData } from "node:worker_threads";
+import { keyPairFromSeed } from ${src("keys.ts")};
+import { runSigJob } from ${src("sig-thread.ts")};
+const self = keyPairFromSeed(new Uint8Array(workerData.seed));
+parentPort.on("message", (jobs) => { parentPort.postMessage(runSigJob(self, jobs[0])); process.exit(1); });
+`,
+  );
+  const t = new SignatureThread(self, { workerUrl: pathToFileURL(dying) });
+  try {
+    const js = jobs(10);
+    const results = await Promise.all(js.map((j) => t.run(j)));
+    results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `job ${i}`));
+    assert.equal(t.answeredByWorker, 1);
+    assert.equal(t.pending, 0);
+  } finally {
+    t.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a worker that cannot start costs nothing but inline work, and is given up after a few tries", async () => {
   const dir = mkdtempSync(join(tmpdir(), "declaw-sig-"));
   const broken = join(dir, "broken-worker.mjs");
