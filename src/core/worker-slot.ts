@@ -20,6 +20,8 @@ export interface WorkerSlotOptions<Out> {
   onMessage: (m: Out) => void;
   /** The current worker errored or exited on its own (not after stop()). */
   onLost: () => void;
+  /** How long an idle worker lives (default IDLE_MS; tests shorten it). */
+  idleMs?: number;
 }
 
 export class WorkerSlot<Out> {
@@ -61,7 +63,7 @@ export class WorkerSlot<Out> {
   idle(): void {
     if (!this.#worker) return;
     clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => void this.stop(), IDLE_MS).unref();
+    this.#idleTimer = setTimeout(() => void this.stop(), this.#o.idleMs ?? IDLE_MS).unref();
   }
 
   /** Stops the worker now, without onLost: whatever it held is the owner's to finish first. */

@@ -24,7 +24,7 @@ parentPort.on("message", (m) => (m === "die" ? process.exit(1) : parentPort.post
 const BROKEN = pathToFileURL(join(dir, "broken.mjs"));
 writeFileSync(BROKEN, 'throw new Error("this worker never starts");\n');
 
-function slotFor(url: URL) {
+function slotFor(url: URL, idleMs?: number) {
   const seen: { echo: unknown; thread: number }[] = [];
   let lost = 0;
   const waiters: (() => void)[] = [];
@@ -33,6 +33,7 @@ function slotFor(url: URL) {
     url,
     workerData: null,
     limits: { maxOldGenerationSizeMb: 16 },
+    idleMs,
     onMessage: (m) => {
       seen.push(m);
       wake();
@@ -106,4 +107,26 @@ test("a worker that cannot start is lost three times, then the slot gives up", a
   assert.equal(s.slot.givenUp, true);
   assert.equal(s.slot.post(4), false);
   assert.equal(s.seen.length, 0);
+});
+
+test("an idle worker stops on its own, without being reported lost; work posted before then keeps it", async () => {
+  const s = slotFor(ECHO, 200);
+  s.slot.post("a");
+  await s.until(() => s.seen.length === 1);
+  s.slot.idle();
+  await new Promise((r) => setTimeout(r, 100));
+  s.slot.post("b"); // before the idle time ran out: the same worker, and the countdown is off
+  await s.until(() => s.seen.length === 2);
+  assert.equal(s.seen[1]!.thread, s.seen[0]!.thread);
+  await new Promise((r) => setTimeout(r, 400));
+  s.slot.post("c");
+  await s.until(() => s.seen.length === 3);
+  assert.equal(s.seen[2]!.thread, s.seen[0]!.thread, "no idle() since the last post: still the same worker");
+  s.slot.idle();
+  await new Promise((r) => setTimeout(r, 400));
+  s.slot.post("d");
+  await s.until(() => s.seen.length === 4);
+  assert.notEqual(s.seen[3]!.thread, s.seen[0]!.thread, "stopped after idling, a new worker answers");
+  assert.equal(s.lost(), 0);
+  await s.slot.stop();
 });
