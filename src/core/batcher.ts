@@ -75,7 +75,7 @@ export class CommitBatcher {
     return this.#committedByThread;
   }
 
-  /** True once commit-thread workers kept failing: every batch commits inline. */
+  /** True when every batch commits inline: the thread is off (`thread: false`), or its workers kept failing. */
   get inlineOnly(): boolean {
     return this.#slot?.givenUp ?? true;
   }
