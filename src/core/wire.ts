@@ -236,7 +236,7 @@ export function decodeCanonicalAddress(value: unknown, copy = true): Uint8Array 
 }
 
 function checkAddress(value: unknown, field: string): Refusal | undefined {
-  if (decodeCanonicalAddress(value) !== undefined) return undefined;
+  if (decodeCanonicalAddress(value, false) !== undefined) return undefined;
   if (typeof value === "string") {
     const bytes = parseIPv6(value);
     if (bytes !== undefined && !isYggdrasilAddress(bytes)) {

@@ -3,14 +3,14 @@
  * worker started on first use, unref'd (it never keeps the process alive), stopped after IDLE_MS without work and on
  * stop(). A worker that errors or exits is reported once, through `onLost`, and the next post starts a new one; its
  * owner decides what becomes of the work it held (each owner redoes it inline). Failures in a row (a worker that
- * could not be created, was lost, or answered with a failure: `failed()`) add up; after MAX_FAILED_STARTS the slot
+ * could not be created, was lost, or answered with a failure: `failed()`) add up; after MAX_FAILURES_IN_A_ROW the slot
  * gives up for the process and post() answers false, so the owner works inline from then on. Any good answer
  * (`succeeded()`) starts the count again.
  */
 import { Worker, type ResourceLimits } from "node:worker_threads";
 
 const IDLE_MS = 10_000;
-const MAX_FAILED_STARTS = 3;
+const MAX_FAILURES_IN_A_ROW = 3;
 
 export interface WorkerSlotOptions<Out> {
   url: URL;
@@ -36,7 +36,7 @@ export class WorkerSlot<Out> {
 
   /** True once workers kept failing: the owner does the work inline for the rest of the process. */
   get givenUp(): boolean {
-    return this.#failedInARow >= MAX_FAILED_STARTS;
+    return this.#failedInARow >= MAX_FAILURES_IN_A_ROW;
   }
 
   /** Hands `m` to the worker, starting one if needed; false when there is none (given up, or it could not start). */
