@@ -62,6 +62,7 @@ export class CommitBatcher {
       options.thread === false
         ? undefined
         : new WorkerSlot({
+            name: "declaw-commit",
             url: options.workerUrl ?? WORKER_URL,
             workerData: { dataDir: dirname(store.file), walAutoCheckpoint: options.walAutoCheckpoint },
             limits: WORKER_LIMITS,

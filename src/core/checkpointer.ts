@@ -51,6 +51,7 @@ export class Checkpointer {
   constructor(store: Store, options: { workerUrl?: URL } = {}) {
     this.#store = store;
     this.#slot = new WorkerSlot({
+      name: "declaw-ckpt",
       url: options.workerUrl ?? WORKER_URL,
       workerData: { file: store.file },
       limits: WORKER_LIMITS,

@@ -470,7 +470,7 @@ export function verifyReceipt(r: Receipt): boolean {
 export function buildReceipt(id: Signer, e: { id: string; from: string }, storedAt: number): Receipt {
   const unsigned = unsignedReceipt(id, { id: e.id, from: canonicalAddress(e.from) ?? e.from }, storedAt);
   assertValid(parseReceipt({ ...unsigned, sig: PLACEHOLDER_SIG }));
-  return withReceiptSig(unsigned, signBytes(id, receiptSigningBytes(unsigned)));
+  return withReceiptSig(unsigned, encodeBase64(signBytes(id, receiptSigningBytes(unsigned))));
 }
 
 /**
@@ -479,7 +479,7 @@ export function buildReceipt(id: Signer, e: { id: string; from: string }, stored
  */
 export function receiptFor(self: Signer, e: Envelope, storedAt: number): Receipt {
   const { unsigned, bytes } = unsignedReceiptFor(self, e, storedAt);
-  return withReceiptSig(unsigned, signBytes(self, bytes));
+  return withReceiptSig(unsigned, encodeBase64(signBytes(self, bytes)));
 }
 
 /**
@@ -491,9 +491,9 @@ export function unsignedReceiptFor(self: Signer, e: Envelope, storedAt: number):
   return { unsigned, bytes: receiptSigningBytes(unsigned) };
 }
 
-/** ...then the receipt with that signature (made by `self` over `bytes`). */
-export function withReceiptSig(unsigned: Omit<Receipt, "sig">, sig: Uint8Array): Receipt {
-  return { ...unsigned, sig: encodeBase64(sig) };
+/** ...then the receipt with that signature (made by `self` over `bytes`; base64, as on the wire). */
+export function withReceiptSig(unsigned: Omit<Receipt, "sig">, sig: string): Receipt {
+  return { ...unsigned, sig };
 }
 
 /** `e.from` is used as given: callers pass canonical text. */

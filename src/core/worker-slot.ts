@@ -7,12 +7,14 @@
  * gives up for the process and post() answers false, so the owner works inline from then on. Any good answer
  * (`succeeded()`) starts the count again.
  */
-import { Worker, type ResourceLimits } from "node:worker_threads";
+import { Worker, type ResourceLimits, type Transferable } from "node:worker_threads";
 
 const IDLE_MS = 10_000;
 const MAX_FAILURES_IN_A_ROW = 3;
 
 export interface WorkerSlotOptions<Out> {
+  /** The thread's name, as `top -H` and `ps -T` show it (Linux keeps 15 characters). */
+  name: string;
   url: URL;
   workerData: unknown;
   limits: ResourceLimits;
@@ -39,13 +41,16 @@ export class WorkerSlot<Out> {
     return this.#failedInARow >= MAX_FAILURES_IN_A_ROW;
   }
 
-  /** Hands `m` to the worker, starting one if needed; false when there is none (given up, or it could not start). */
-  post(m: unknown): boolean {
+  /**
+   * Hands `m` to the worker, starting one if needed; false when there is none (given up, or it could not start).
+   * What `transfer` lists is moved to the worker only when this answers true.
+   */
+  post(m: unknown, transfer?: readonly Transferable[]): boolean {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     const w = this.#worker ?? this.#start();
     if (!w) return false;
-    w.postMessage(m);
+    w.postMessage(m, transfer);
     return true;
   }
 
@@ -78,7 +83,7 @@ export class WorkerSlot<Out> {
   #start(): Worker | undefined {
     if (this.givenUp) return undefined;
     try {
-      const w = new Worker(this.#o.url, { workerData: this.#o.workerData, resourceLimits: this.#o.limits });
+      const w = new Worker(this.#o.url, { name: this.#o.name, workerData: this.#o.workerData, resourceLimits: this.#o.limits });
       w.unref();
       w.on("message", (m: Out) => {
         if (this.#worker === w) this.#o.onMessage(m);

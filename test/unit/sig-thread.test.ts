@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { encodeBase64 } from "../../src/core/encoding.ts";
 import { generateKeyPair, signBytes } from "../../src/core/keys.ts";
-import { runSigJob, SignatureThread, type SigJob, type SigResult } from "../../src/core/sig-thread.ts";
+import { packJobs, runSigJob, SignatureThread, unpackJobs, type SigJob } from "../../src/core/sig-thread.ts";
 
 const self = generateKeyPair();
 const sender = generateKeyPair();
@@ -25,14 +26,22 @@ function jobs(n: number): SigJob[] {
   });
 }
 
-/** What inline work answers for jobs(n)[i], with byte arrays as hex for comparison. */
+/** What inline work answers for jobs(n)[i]. */
 function expected(job: SigJob, i: number) {
-  return i % 2 === 0 ? { valid: true, receiptSig: hex(signBytes(self, job.receipt!)) } : { valid: false };
+  return i % 2 === 0 ? { valid: true, receiptSig: encodeBase64(signBytes(self, job.receipt!)) } : { valid: false };
 }
-function plain(r: SigResult) {
-  return r.receiptSig ? { valid: r.valid, receiptSig: hex(r.receiptSig) } : { valid: r.valid };
-}
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const plain = (r: object) => ({ ...r });
+const hex = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString("hex") : undefined);
+
+test("a batch crosses to the worker as one buffer that gives back the same jobs, with or without receipt bytes", () => {
+  const js: SigJob[] = [...jobs(3), { key: new Uint8Array(0), sig: new Uint8Array(0), data: new Uint8Array(0) }, { ...jobs(1)[0]!, receipt: new Uint8Array(0) }];
+  const back = unpackJobs(packJobs(js));
+  assert.equal(back.length, js.length);
+  back.forEach((j, i) => {
+    assert.deepEqual([hex(j.key), hex(j.sig), hex(j.data), hex(j.receipt)], [hex(js[i]!.key), hex(js[i]!.sig), hex(js[i]!.data), hex(js[i]!.receipt)], `job ${i}`);
+  });
+  assert.equal(unpackJobs(packJobs([])).length, 0);
+});
 
 test("answers match inline work: valid signatures get our receipt signature, forged ones none", async () => {
   const t = new SignatureThread(self);
@@ -94,9 +103,9 @@ test("a worker that dies halfway through a batch: the jobs it did not answer are
     dying,
     `import { parentPort, workerData } from "node:worker_threads";
 import { keyPairFromSeed } from ${src("keys.ts")};
-import { runSigJob } from ${src("sig-thread.ts")};
+import { runSigJob, unpackJobs } from ${src("sig-thread.ts")};
 const self = keyPairFromSeed(new Uint8Array(workerData.seed));
-parentPort.on("message", (jobs) => { parentPort.postMessage(runSigJob(self, jobs[0])); process.exit(1); });
+parentPort.on("message", (packed) => { parentPort.postMessage(runSigJob(self, unpackJobs(packed)[0])); process.exit(1); });
 `,
   );
   const t = new SignatureThread(self, { workerUrl: pathToFileURL(dying) });

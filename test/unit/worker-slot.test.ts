@@ -30,6 +30,7 @@ function slotFor(url: URL, idleMs?: number) {
   const waiters: (() => void)[] = [];
   const wake = () => waiters.splice(0).forEach((w) => w());
   const slot = new WorkerSlot<{ echo: unknown; thread: number }>({
+    name: "declaw-test",
     url,
     workerData: null,
     limits: { maxOldGenerationSizeMb: 16 },
