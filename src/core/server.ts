@@ -13,7 +13,7 @@ import { ERROR_TABLE, P2PError, type ErrorCode } from "./errors.ts";
 import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
-import type { PeerRow, Store } from "./store.ts";
+import type { InboundSender, Store } from "./store.ts";
 import { SignatureThread } from "./sig-thread.ts";
 import { buildPingProof, decodeJsonBody, envelopeSignedParts, parseEnvelope, parseNonce, receiptFor, unsignedReceiptFor, verifyEnvelope, withReceiptSig, type Envelope, type Receipt } from "./wire.ts";
 import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
@@ -250,9 +250,8 @@ export class PeerServer {
     if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
     const signed = await this.#checkSignature(env, now);
     if (!signed) return new Refusal("P2P_ERR_BAD_SIGNATURE");
-    const peer = this.#bindKey(ctx.src, env.from, env.key, now);
-    if (peer instanceof Refusal) return peer;
-    const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now, quota: this.#quota(peer) });
+    const sender = this.#sender(ctx.src, env.key);
+    const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now, sender });
     if (outcome instanceof Refusal) return outcome;
     // A duplicate is answered with the receipt of its first arrival (another storedAt than the one signed ahead).
     const receipt = signed !== true && outcome.storedAt === now ? signed : receiptFor(self, env, outcome.storedAt);
@@ -287,9 +286,8 @@ export class PeerServer {
     const now = Date.now();
     if (Math.abs(m.timestamp - now) > this.#o.config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP");
     if (!verifyV1(m)) return new Refusal("P2P_ERR_BAD_SIGNATURE", "Invalid Ed25519 signature");
-    const peer = this.#bindKey(ctx.src, ctx.source, m.publicKey, now);
-    if (peer instanceof Refusal) return peer;
-    const outcome = await this.#commit({ id: v1MessageId(m), peer: ctx.source, kind: m.event, content: m.content, ts: m.timestamp, protocol: 1, storedAt: now, quota: this.#quota(peer) });
+    const sender = this.#sender(ctx.src, m.publicKey);
+    const outcome = await this.#commit({ id: v1MessageId(m), peer: ctx.source, kind: m.event, content: m.content, ts: m.timestamp, protocol: 1, storedAt: now, sender });
     if (outcome instanceof Refusal) return outcome;
     return { ok: true };
   }
@@ -300,33 +298,27 @@ export class PeerServer {
     return buildPingProof(this.#o.self, nonce.value);
   }
 
-  /** Step 8: a key that derives to the source is bound by construction; otherwise the first key seen is pinned. */
-  #bindKey(src: Uint8Array, address: string, key: string, now: number): Refusal | PeerRow {
-    const { store } = this.#o;
-    // bindKey costs a read for a peer seen in the last few seconds, a small write otherwise (pin, last seen).
+  /**
+   * Steps 8 and 9 happen in the message's own transaction (Store.acceptInbound): the key is bound to the source (a key
+   * that derives to it by construction, otherwise the first key seen is pinned), then a peer the user has not accepted
+   * yet gets config.pendingMaxMessages stored, no more.
+   */
+  #sender(src: Uint8Array, key: string): InboundSender {
     const derived = keyMatchesAddress(Buffer.from(key, "base64"), src);
-    try {
-      const r = store.bindKey(address, key, derived ? "derived" : "tofu", now);
-      if (r.ok) return r.peer;
-      if (r.reason === "blocked") return new Refusal("P2P_ERR_PEER_BLOCKED");
-      this.#o.log.warn(`key mismatch for ${address}: refused a message signed by a different key than the pinned one`);
-      return new Refusal("P2P_ERR_KEY_MISMATCH", `public key for ${address} differs from the pinned key; the owner must re-add the peer to accept a new key`);
-    } catch (err) {
-      return this.#storageRefusal(err);
-    }
-  }
-
-  /** Step 9's storage bound: a peer the user has not accepted yet gets config.pendingMaxMessages stored, no more. */
-  #quota(peer: PeerRow): number | undefined {
-    return peer.trust === "pending" ? this.#o.config.pendingMaxMessages : undefined;
+    return { key, binding: derived ? "derived" : "tofu", pendingQuota: this.#o.config.pendingMaxMessages };
   }
 
   async #commit(item: Parameters<CommitBatcher["add"]>[0]): Promise<{ duplicate: boolean; storedAt: number } | Refusal> {
     try {
       const outcome = await this.#batcher.add(item);
+      if (outcome.refused === "blocked") return new Refusal("P2P_ERR_PEER_BLOCKED");
+      if (outcome.refused === "mismatch") {
+        this.#o.log.warn(`key mismatch for ${item.peer}: refused a message signed by a different key than the pinned one`);
+        return new Refusal("P2P_ERR_KEY_MISMATCH", `public key for ${item.peer} differs from the pinned key; the owner must re-add the peer to accept a new key`);
+      }
       // Not stored: the sender keeps it queued and tries again later (or once the user has accepted it).
       if (outcome.overQuota) {
-        return new Refusal("P2P_ERR_PENDING_QUOTA", `this node keeps ${item.quota} messages from a peer its user has not accepted yet; retry later`, { "Retry-After": String(PENDING_QUOTA_RETRY_S) });
+        return new Refusal("P2P_ERR_PENDING_QUOTA", `this node keeps ${item.sender?.pendingQuota} messages from a peer its user has not accepted yet; retry later`, { "Retry-After": String(PENDING_QUOTA_RETRY_S) });
       }
       if (!outcome.duplicate) this.#o.onInbound?.();
       return outcome;

@@ -78,15 +78,28 @@ export interface InboundItem {
   storedAt: number;
   /** At most this many inbound messages may be stored from `peer` (a peer not accepted yet); unset: no limit. */
   quota?: number;
+  /** The key that signed the item: bound to `peer` (as bindKey does) in the same transaction, before it is stored. */
+  sender?: InboundSender;
+}
+/** What an inbound item's transaction binds first (the peer server's step 8). */
+export interface InboundSender {
+  /** The public key (base64) that signed the item. */
+  key: string;
+  /** How a key new to this peer is pinned: it derives to the sender's address, or trust on first use. */
+  binding: "derived" | "tofu";
+  /** The item's quota when its peer is still pending (not accepted by the user yet); it overrides `quota`. */
+  pendingQuota: number;
 }
 /**
  * What became of one inbound item: stored, or already stored (duplicate, with the first storedAt), or not stored
- * because its peer is at its quota (overQuota: then duplicate is false and storedAt 0).
+ * because its peer is at its quota (overQuota) or its sender was refused (refused: the peer is blocked, or the item
+ * was signed by another key than the one pinned for it); when not stored, duplicate is false and storedAt 0.
  */
 export interface InboundOutcome {
   duplicate: boolean;
   storedAt: number;
   overQuota?: true;
+  refused?: "blocked" | "mismatch";
 }
 export interface OutboundItem {
   id: string;
@@ -111,6 +124,7 @@ export interface StoreOptions {
   busyTimeoutMs?: number;
 }
 export type BindKeyResult = { ok: true; peer: PeerRow } | { ok: false; reason: "mismatch" | "blocked"; peer: PeerRow };
+type Binding = { ok: true; trust: Trust } | { ok: false; reason: "mismatch" | "blocked" };
 
 // SQLite primary result codes (https://www.sqlite.org/rescode.html); node:sqlite reports the extended code in
 // `err.errcode`, whose low byte is the primary code.
@@ -153,6 +167,26 @@ function toPeer(r: Row): PeerRow {
     lastKeyMismatchAt: r.last_key_mismatch_at as number | null,
     lastMismatchKey: r.last_mismatch_key as string | null,
   };
+}
+
+/**
+ * bindKey's answer for a peer row when binding `publicKey` now would change nothing but timestamps within
+ * LAST_SEEN_RESOLUTION_MS; undefined when it would write (new pin, lastSeen or mismatch record out of date).
+ */
+function unchangedBinding(cur: Row, publicKey: string, now: number): Binding | undefined {
+  const fresh = (t: SQLOutputValue) => typeof t === "number" && now >= t && now - t < LAST_SEEN_RESOLUTION_MS;
+  const key = cur.public_key as string | null;
+  if (cur.trust === "blocked") {
+    // A blocked row's key is neither pinned nor compared; lastSeen is kept only for the pinned (or no) key.
+    return (key !== null && key !== publicKey) || fresh(cur.last_seen) ? { ok: false, reason: "blocked" } : undefined;
+  }
+  if (key === publicKey) return fresh(cur.last_seen) ? { ok: true, trust: cur.trust as Trust } : undefined;
+  if (key !== null && cur.last_mismatch_key === publicKey && fresh(cur.last_key_mismatch_at)) return { ok: false, reason: "mismatch" };
+  return undefined;
+}
+
+function withPeer(b: Binding, peer: PeerRow): BindKeyResult {
+  return b.ok ? { ok: true, peer } : { ok: false, reason: b.reason, peer };
 }
 
 function toMessage(r: Row): MessageRow {
@@ -562,41 +596,37 @@ export class Store {
   bindKey(address: string, publicKey: string, binding: "derived" | "tofu", now: number): BindKeyResult {
     // Fast path on a read snapshot: nothing would change except timestamps within their resolution.
     const seen = this.#run("check a peer's key", () => this.#getPeer.get(address));
-    if (seen !== undefined) {
-      const fresh = (t: SQLOutputValue) => typeof t === "number" && now >= t && now - t < LAST_SEEN_RESOLUTION_MS;
-      const key = seen.public_key as string | null;
-      if (seen.trust === "blocked") {
-        // The write path would only touch lastSeen, and only for the pinned (or no) key.
-        if ((key !== null && key !== publicKey) || fresh(seen.last_seen)) {
-          return { ok: false, reason: "blocked", peer: toPeer(seen) };
-        }
-      } else if (key === publicKey && fresh(seen.last_seen)) {
-        return { ok: true, peer: toPeer(seen) };
-      } else if (key !== null && key !== publicKey && seen.last_mismatch_key === publicKey && fresh(seen.last_key_mismatch_at)) {
-        return { ok: false, reason: "mismatch", peer: toPeer(seen) };
-      }
-    }
-    return this.#tx("bind a peer's key", (): BindKeyResult => {
-      const cur = this.#getPeer.get(address);
-      if (cur === undefined) {
-        this.#insertPeer.run(address, null, publicKey, binding, "pending", DEFAULT_PEER_PORT, 2, now, now);
-        return { ok: true, peer: toPeer(this.#getPeer.get(address) as Row) };
-      }
-      const key = cur.public_key as string | null;
-      if (cur.trust === "blocked") {
-        if (key === null || key === publicKey) this.#touchPeer.run(now, address);
-        return { ok: false, reason: "blocked", peer: toPeer(this.#getPeer.get(address) as Row) };
-      }
-      if (key === null) {
-        this.#pinKey.run(publicKey, binding, now, address);
-      } else if (key !== publicKey) {
-        this.#recordMismatch.run(now, publicKey, address);
-        return { ok: false, reason: "mismatch", peer: toPeer(this.#getPeer.get(address) as Row) };
-      } else {
-        this.#touchPeer.run(now, address);
-      }
-      return { ok: true, peer: toPeer(this.#getPeer.get(address) as Row) };
+    const unchanged = seen && unchangedBinding(seen, publicKey, now);
+    if (unchanged) return withPeer(unchanged, toPeer(seen));
+    return this.#tx("bind a peer's key", () => {
+      const b = this.#bind(address, publicKey, binding, now);
+      return withPeer(b, toPeer(this.#getPeer.get(address) as Row));
     });
+  }
+
+  /** bindKey's check and writes, in the caller's transaction. */
+  #bind(address: string, publicKey: string, binding: "derived" | "tofu", now: number): Binding {
+    const cur = this.#getPeer.get(address);
+    if (cur === undefined) {
+      this.#insertPeer.run(address, null, publicKey, binding, "pending", DEFAULT_PEER_PORT, 2, now, now);
+      return { ok: true, trust: "pending" };
+    }
+    const unchanged = unchangedBinding(cur, publicKey, now);
+    if (unchanged) return unchanged;
+    const key = cur.public_key as string | null;
+    if (cur.trust === "blocked") {
+      this.#touchPeer.run(now, address); // only reached for the pinned (or no) key
+      return { ok: false, reason: "blocked" };
+    }
+    if (key === null) {
+      this.#pinKey.run(publicKey, binding, now, address);
+    } else if (key !== publicKey) {
+      this.#recordMismatch.run(now, publicKey, address);
+      return { ok: false, reason: "mismatch" };
+    } else {
+      this.#touchPeer.run(now, address);
+    }
+    return { ok: true, trust: cur.trust as Trust };
   }
 
   // ---------------------------------------------------------------- inbound
@@ -605,7 +635,10 @@ export class Store {
    * Stores a batch in one transaction (one fsync for the lot). Each (peer, id) already seen, in the messages table,
    * earlier in the same batch, or in the replay memory (rows deleted within the window, filled by a trigger), is
    * reported as a duplicate with the storedAt of its first arrival, so that the rebuilt receipt is identical. A new
-   * item with a `quota` its peer has reached is not stored ({overQuota}); a duplicate is still answered as one.
+   * item with a `quota` its peer has reached is not stored ({overQuota}); a duplicate is still answered as one. An
+   * item with a `sender` first has its key bound (bindKey, in the same transaction, so the server's check and store
+   * cost one transaction, not a read and a write): a refused sender's item is not stored ({refused}, even a
+   * duplicate), and a pending peer's item gets `sender.pendingQuota`.
    * Returns one result per item, in order. All or nothing: on P2P_ERR_STORAGE no item is stored and none may be
    * acknowledged.
    */
@@ -614,18 +647,27 @@ export class Store {
     return this.#tx("store inbound messages", () => {
       const out: InboundOutcome[] = [];
       for (const m of batch) {
+        let quota = m.quota;
+        if (m.sender) {
+          const b = this.#bind(m.peer, m.sender.key, m.sender.binding, m.storedAt);
+          if (!b.ok) {
+            out.push({ duplicate: false, storedAt: 0, refused: b.reason });
+            continue;
+          }
+          if (b.trust === "pending") quota = m.sender.pendingQuota;
+        }
         const replayed = this.#replayGet.get(m.peer, m.id);
         if (replayed !== undefined) {
           out.push({ duplicate: true, storedAt: replayed.stored_at as number });
           continue;
         }
-        if (m.quota !== undefined) {
+        if (quota !== undefined) {
           const stored = this.#inboundStoredAt.get(m.peer, m.id);
           if (stored !== undefined) {
             out.push({ duplicate: true, storedAt: stored.created_at as number });
             continue;
           }
-          if ((this.#countInboundFrom.get(m.peer, m.quota)?.n as number) >= m.quota) {
+          if ((this.#countInboundFrom.get(m.peer, quota)?.n as number) >= quota) {
             out.push({ duplicate: false, storedAt: 0, overQuota: true });
             continue;
           }

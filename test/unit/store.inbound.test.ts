@@ -3,8 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { APPLICATION_ID, MIGRATIONS } from "../../src/core/schema.ts";
-import { Store } from "../../src/core/store.ts";
-import { PEER_A, PEER_B, inbound, openTemp } from "../helpers/store-fixture.ts";
+import { LAST_SEEN_RESOLUTION_MS, Store, type InboundSender } from "../../src/core/store.ts";
+import { KEY_A, KEY_B, PEER_A, PEER_B, inbound, openTemp } from "../helpers/store-fixture.ts";
 
 test("acceptInbound stores a new message as 'received' with storedAt as createdAt", (t) => {
   const { store } = openTemp(t);
@@ -193,4 +193,61 @@ test("a quota stores at most that many messages from a peer, counting earlier it
   assert.deepEqual(store.listInbox({ peer: PEER_A }).map((m) => m.id).sort(), ["a", "b"]);
   // Without a quota (an accepted peer) nothing is counted.
   assert.deepEqual(store.acceptInbound([inbound("c", { storedAt: 6 })]), [{ duplicate: false, storedAt: 6 }]);
+});
+
+const signedBy = (key: string, pendingQuota = 2): InboundSender => ({ key, binding: "tofu", pendingQuota });
+
+test("an item with its sender binds the key in the same transaction: a new sender becomes a pending peer with that key pinned", (t) => {
+  const { store } = openTemp(t);
+  assert.deepEqual(store.acceptInbound([inbound("m1", { storedAt: 5000, sender: signedBy(KEY_A) })]), [{ duplicate: false, storedAt: 5000 }]);
+  const peer = store.getPeer(PEER_A);
+  assert.deepEqual([peer?.trust, peer?.publicKey, peer?.keyBinding, peer?.firstSeen, peer?.lastSeen], ["pending", KEY_A, "tofu", 5000, 5000]);
+  assert.equal(store.listInbox().length, 1);
+});
+
+test("a pending sender's items get sender.pendingQuota (earlier items of the batch count); a trusted sender's get no quota", (t) => {
+  const { store } = openTemp(t);
+  const r = store.acceptInbound(["a", "b", "c", "a"].map((id, i) => inbound(id, { storedAt: 100 + i, sender: signedBy(KEY_A, 2) })));
+  assert.deepEqual(r, [
+    { duplicate: false, storedAt: 100 },
+    { duplicate: false, storedAt: 101 },
+    { duplicate: false, storedAt: 0, overQuota: true },
+    { duplicate: true, storedAt: 100 },
+  ]);
+  store.setTrust(PEER_A, "trusted", 200);
+  assert.deepEqual(store.acceptInbound([inbound("c", { storedAt: 300, sender: signedBy(KEY_A, 2) })]), [{ duplicate: false, storedAt: 300 }]);
+});
+
+test("an item signed by another key than the pinned one is refused as a mismatch, recorded on the peer, and not stored", (t) => {
+  const { store } = openTemp(t);
+  store.acceptInbound([inbound("m1", { storedAt: 1000, sender: signedBy(KEY_A) })]);
+  const r = store.acceptInbound([inbound("m2", { storedAt: 2000, sender: signedBy(KEY_B) }), inbound("m3", { storedAt: 2000, sender: signedBy(KEY_A) })]);
+  assert.deepEqual(r, [
+    { duplicate: false, storedAt: 0, refused: "mismatch" },
+    { duplicate: false, storedAt: 2000 },
+  ]);
+  const peer = store.getPeer(PEER_A);
+  assert.deepEqual([peer?.publicKey, peer?.lastKeyMismatchAt, peer?.lastMismatchKey], [KEY_A, 2000, KEY_B]);
+  assert.deepEqual(store.listInbox().map((m) => m.id).sort(), ["m1", "m3"]);
+});
+
+test("a blocked sender's item is refused, even one already stored (no receipt for a blocked peer)", (t) => {
+  const { store } = openTemp(t);
+  store.acceptInbound([inbound("m1", { storedAt: 1000, sender: signedBy(KEY_A) })]);
+  store.setTrust(PEER_A, "blocked", 1500);
+  const r = store.acceptInbound([inbound("m1", { storedAt: 2000, sender: signedBy(KEY_A) }), inbound("m2", { storedAt: 2000, sender: signedBy(KEY_A) })]);
+  assert.deepEqual(r, [
+    { duplicate: false, storedAt: 0, refused: "blocked" },
+    { duplicate: false, storedAt: 0, refused: "blocked" },
+  ]);
+  assert.deepEqual(store.listInbox().map((m) => m.id), ["m1"]);
+});
+
+test("binding in acceptInbound rewrites lastSeen at most once per LAST_SEEN_RESOLUTION_MS, like bindKey", (t) => {
+  const { store } = openTemp(t);
+  store.acceptInbound([inbound("m1", { storedAt: 1000, sender: signedBy(KEY_A) })]);
+  store.acceptInbound([inbound("m2", { storedAt: 1000 + LAST_SEEN_RESOLUTION_MS - 1, sender: signedBy(KEY_A) })]);
+  assert.equal(store.getPeer(PEER_A)?.lastSeen, 1000);
+  store.acceptInbound([inbound("m3", { storedAt: 1000 + LAST_SEEN_RESOLUTION_MS, sender: signedBy(KEY_A) })]);
+  assert.equal(store.getPeer(PEER_A)?.lastSeen, 1000 + LAST_SEEN_RESOLUTION_MS);
 });
