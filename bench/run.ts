@@ -121,6 +121,26 @@ const GUESS: Record<string, [number, number]> = { node: [2_000, 6_500], "node, d
 
 type Server = Awaited<ReturnType<typeof startJsonChild>>;
 
+/** Per-thread CPU ms spent between two `stats` answers of the node runner (threads that ended in between are left out). */
+function threadDeltas(before: Record<string, number> | undefined, after: Record<string, number> | undefined): Record<string, number> | undefined {
+  if (!before || !after) return undefined; // the ceilings report none
+  return Object.fromEntries(Object.entries(after).flatMap(([k, v]) => (v >= (before[k] ?? 0) ? [[k, v - (before[k] ?? 0)]] : [])));
+}
+/** The rounds' per-thread CPU per request (warm-ups included, as serverCpuUsPerRequest), or undefined for a ceiling. */
+function perThread(rs: any[], roundMs: number): Record<string, number> | undefined {
+  if (!rs.every((x) => x.threadCpuMs)) return undefined;
+  const requests = Math.max(1, sum(rs.map((x) => x.answered * (1 + x.warmupMs / roundMs))));
+  const names = [...new Set(rs.flatMap((x) => Object.keys(x.threadCpuMs)))];
+  return Object.fromEntries(names.map((n) => [n, (sum(rs.map((x) => x.threadCpuMs[n] ?? 0)) * 1000) / requests]));
+}
+/** ", of which main 180, declaw-sig 310, ..." for the threads that spent at least 1 µs per message. */
+function threadText(t: Record<string, number> | undefined): string {
+  if (!t) return "";
+  const name = (k: string) => (k === "MainThread" ? "event loop" : k === "V8Worker" ? "V8 helpers" : k);
+  const shown = Object.entries(t).filter(([, v]) => v >= 1).sort((a, b) => b[1] - a[1]);
+  return shown.length ? ` (${shown.map(([k, v]) => `${name(k)} ${fmt(v, 0)}`).join(", ")})` : "";
+}
+
 /**
  * Runs the load against each server in turn, ROUNDS times. `servers` maps a row name to its port and child (asked for
  * its CPU time before and after, so each row also shows the server's CPU per answered request: the work ratio behind
@@ -134,12 +154,14 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
       const res: Record<string, any> = {};
       for (const [name, port, child] of servers) {
         const g = GUESS[name]!;
-        const cpu0 = (await child.stats()).cpuMs as number;
+        const before = await child.stats();
         const warmupMs = round === 0 ? WARMUP_MS : LATER_WARMUP_MS;
         const r = await runJson(gen, LOADGEN, loadPlan(nodeAddr, port, nodeAddr, senders, inFlight, bind, inFlight === 1 ? g[0] : g[1], roundMs, warmupMs));
         r.warmupMs = warmupMs;
         r.answered = sum(Object.values(r.statuses as Record<string, number>));
-        r.serverCpuMs = ((await child.stats()).cpuMs as number) - cpu0;
+        const after = await child.stats();
+        r.serverCpuMs = (after.cpuMs as number) - (before.cpuMs as number);
+        r.threadCpuMs = threadDeltas(before.threadCpuMs, after.threadCpuMs);
         res[name] = r;
       }
       rounds.push(res);
@@ -161,6 +183,7 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
         cpuUsPerRequest: sum(rs.map((x) => x.cpuUsPerRequest * x.answered)) / Math.max(1, answered),
         // Includes the warm-ups' requests, which the load generator does not count: an upper bound, good for ratios.
         serverCpuUsPerRequest: (sum(rs.map((x) => x.serverCpuMs)) * 1000) / Math.max(1, sum(rs.map((x) => x.answered * (1 + x.warmupMs / roundMs)))),
+        threadCpuUsPerRequest: perThread(rs, roundMs),
         rounds: rs,
       });
       const bad = Object.entries(statuses).filter(([k]) => k !== "200");
@@ -168,7 +191,7 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
       rows.push({
         section,
         name: `${name}, ${inFlight} in flight, ${label}`,
-        value: `${fmt(r.perSec, 0)} msg/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms${range}  server CPU ~${fmt(r.serverCpuUsPerRequest, 0)} µs/msg (load generator ~${fmt(r.cpuUsPerRequest, 0)})${bad.length ? `  non-200: ${JSON.stringify(Object.fromEntries(bad))}` : ""}${r.signedLive ? `  (signed live: ${r.signedLive})` : ""}`,
+        value: `${fmt(r.perSec, 0)} msg/s  p50 ${fmt(r.p50Ms, 2)} ms  p99 ${fmt(r.p99Ms, 2)} ms${range}  server CPU ~${fmt(r.serverCpuUsPerRequest, 0)} µs/msg${threadText(r.threadCpuUsPerRequest)} (load generator ~${fmt(r.cpuUsPerRequest, 0)})${bad.length ? `  non-200: ${JSON.stringify(Object.fromEntries(bad))}` : ""}${r.signedLive ? `  (signed live: ${r.signedLive})` : ""}`,
         target: name === "node" && inFlight === 1 && section === "throughput" ? "p99 <= 2 ms" : undefined,
         met: name === "node" && inFlight === 1 && section === "throughput" ? Number.isFinite(r.p99Ms) && r.p99Ms <= 2 : undefined,
         raw: r,
