@@ -46,6 +46,7 @@ export const ERROR_TABLE = {
   // --- storage (the receiver could not make the message durable; the sender retries) ---
   P2P_ERR_STORAGE: { status: 503, text: "message could not be stored durably" },
   P2P_ERR_SHUTTING_DOWN: { status: 503, text: "node is shutting down" },
+  P2P_ERR_BUSY: { status: 503, text: "too many signatures from unproved senders are waiting to be checked; retry later" },
   P2P_ERR_INTERNAL: { status: 500, text: "internal error (a bug: please report it)" },
 
   // --- local errors (CLI, hosts) ---

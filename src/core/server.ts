@@ -15,8 +15,9 @@ import type { Logger } from "./log.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { InboundSender, Store } from "./store.ts";
 import { SignatureThread } from "./sig-thread.ts";
-import { buildPingProof, decodeJsonBody, envelopeSignedParts, parseEnvelope, parseNonce, receiptFor, unsignedReceiptFor, verifyEnvelope, withReceiptSig, type Envelope, type Receipt } from "./wire.ts";
-import { parseV1Message, v1MessageId, verifyV1 } from "./wire-v1.ts";
+import { verifyBytes } from "./keys.ts";
+import { buildPingProof, decodeJsonBody, envelopeSignedParts, parseEnvelope, parseNonce, receiptFor, unsignedReceiptFor, withReceiptSig, type Receipt, type SignedParts } from "./wire.ts";
+import { parseV1Message, v1MessageId, v1SignedParts } from "./wire-v1.ts";
 
 export interface PeerServerOptions {
   /** Our signing key and the address we answer for (derived from the key, or the system daemon's address). */
@@ -44,6 +45,10 @@ const PENDING_QUOTA_RETRY_S = 600;
 /** Requests' worth of rate budget a forged signature costs its source (at the default 50/s: 10 s of silence). */
 const BAD_SIGNATURE_PENALTY = 500;
 const PROTOCOL_VERSIONS = [1, 2];
+/** Sources remembered as having proved their key (a node talks with far fewer peers than this). */
+const MAX_PROVED = 4096;
+/** When a sender answered busy (its signature was not checked: too many unproved ones waiting) should try again. */
+const BUSY_RETRY_S = 5;
 
 class Refusal {
   readonly code: ErrorCode;
@@ -63,8 +68,10 @@ export class PeerServer {
   readonly #batcher: CommitBatcher;
   readonly #checkpointer: Checkpointer;
   readonly #sigs: SignatureThread;
-  /** v2 messages between arrival and answer: when more than one, signature work goes to #sigs. */
-  #accepting = 0;
+  /** Sources whose last signature verified, oldest first (bounded): their messages skip the queue of unproved ones. */
+  readonly #proved = new Set<string>();
+  /** v2 messages from proved sources between arrival and answer: when more than one, signature work goes to #sigs. */
+  #provedAccepting = 0;
   #closing = false;
   readonly #perSource = new Map<string, number>();
   /** Each connection's source, parsed once at accept (every request on it has the same one). */
@@ -185,10 +192,12 @@ export class PeerServer {
     const out = await route.run(this, { src, source, query: q === -1 ? "" : url.slice(q + 1), body });
     if (out instanceof Refusal) {
       // A forged signature is never an honest mistake: the source loses its connection and, for a while, its access
-      // (later connections are dropped at accept), so a flood of forgeries cannot keep the verifier busy.
-      const forged = out.code === "P2P_ERR_BAD_SIGNATURE";
-      if (forged) this.#limiter.penalize(bucket, BAD_SIGNATURE_PENALTY);
-      return this.#refuse(res, out, forged);
+      // (later connections are dropped at accept), so a flood of forgeries cannot keep the verifier busy. A source
+      // answered busy is told when to come back, and is kept out until then the same way (its signature was not
+      // checked, so an unproved flooder would otherwise keep the event loop parsing and answering for free).
+      const penalty = out.code === "P2P_ERR_BAD_SIGNATURE" ? BAD_SIGNATURE_PENALTY : out.code === "P2P_ERR_BUSY" ? BUSY_RETRY_S * this.#o.config.rateLimit.perSecond : 0;
+      if (penalty > 0) this.#limiter.penalize(bucket, penalty);
+      return this.#refuse(res, out, penalty > 0);
     }
     this.#json(res, 200, out);
   }
@@ -229,11 +238,12 @@ export class PeerServer {
 
   /** Steps 3-10 for a v2 envelope. */
   async acceptV2(ctx: RouteContext): Promise<object | Refusal> {
-    this.#accepting++;
+    const proved = this.#proved.has(ctx.source);
+    if (proved) this.#provedAccepting++;
     try {
       return await this.#acceptV2(ctx);
     } finally {
-      this.#accepting--;
+      if (proved) this.#provedAccepting--;
     }
   }
 
@@ -248,7 +258,8 @@ export class PeerServer {
     if (env.to !== self.address) return new Refusal("P2P_ERR_WRONG_RECIPIENT", `this node is ${self.address}, not ${env.to}`);
     const now = Date.now();
     if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
-    const signed = await this.#checkSignature(env, now);
+    const signed = await this.#checkSignature(ctx.source, envelopeSignedParts(env), () => unsignedReceiptFor(self, env, now));
+    if (signed === "busy") return new Refusal("P2P_ERR_BUSY", undefined, { "Retry-After": String(BUSY_RETRY_S) });
     if (!signed) return new Refusal("P2P_ERR_BAD_SIGNATURE");
     const sender = this.#sender(ctx.src, env.key);
     const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now, sender });
@@ -259,19 +270,33 @@ export class PeerServer {
   }
 
   /**
-   * Step 7. Alone, the signature is checked inline (the shortest path for one message). While other messages are
-   * being accepted, it goes to the signature thread, which also signs the receipt for `storedAt` ahead (sent only
-   * after the commit): the event loop then only parses, stores and answers. Returns false for a bad signature, else
-   * the receipt signed ahead, or true when there is none.
+   * Step 7. A message from a sender that proved its key before (its last signature verified), while no other proved
+   * sender's message is being accepted, is checked inline: the shortest path for one message, whatever unproved
+   * senders are doing meanwhile. Everything else goes to the signature thread: proved senders' messages that overlap
+   * (in parallel with the event loop), and every sender not proved yet, so that forgeries are never verified on the
+   * event loop, and queue behind proved senders' work (sig-thread.ts; past a bound, unproved senders are answered
+   * busy). The thread also signs the
+   * receipt ahead when there is one (v2, for `storedAt`; sent only after the commit). Returns false for a bad
+   * signature, "busy", or the receipt signed ahead (true when there is none).
    */
-  async #checkSignature(env: Envelope, storedAt: number): Promise<boolean | Receipt> {
-    if (this.#accepting <= 1 && this.#sigs.pending === 0) return verifyEnvelope(env);
-    const parts = envelopeSignedParts(env);
+  async #checkSignature(source: string, parts: SignedParts | undefined, receipt?: () => ReturnType<typeof unsignedReceiptFor>): Promise<boolean | Receipt | "busy"> {
     if (!parts) return false;
-    const { unsigned, bytes } = unsignedReceiptFor(this.#o.self, env, storedAt);
-    const r = await this.#sigs.run({ ...parts, receipt: bytes });
-    if (!r.valid) return false;
-    return r.receiptSig ? withReceiptSig(unsigned, r.receiptSig) : true;
+    const proved = this.#proved.has(source);
+    let result: boolean | Receipt | "busy";
+    if (proved && this.#provedAccepting <= 1) {
+      result = verifyBytes(parts.key, parts.data, parts.sig);
+    } else {
+      const ahead = receipt?.();
+      const r = await this.#sigs.run({ ...parts, receipt: ahead?.bytes }, proved);
+      if (r === "busy") return r;
+      result = !r.valid ? false : r.receiptSig && ahead ? withReceiptSig(ahead.unsigned, r.receiptSig) : true;
+    }
+    this.#proved.delete(source);
+    if (result) {
+      this.#proved.add(source); // the most recent last: the oldest is forgotten first
+      if (this.#proved.size > MAX_PROVED) this.#proved.delete(this.#proved.values().next().value!);
+    }
+    return result;
   }
 
   /** The same checks for a legacy v1 message (v1 has no recipient field, so step 5 cannot apply). */
@@ -285,7 +310,9 @@ export class PeerServer {
     if (!from || formatIPv6(from) !== ctx.source) return new Refusal("P2P_ERR_SENDER_MISMATCH", `from_ygg ${m.fromYgg} does not match TCP source ${ctx.source}`);
     const now = Date.now();
     if (Math.abs(m.timestamp - now) > this.#o.config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP");
-    if (!verifyV1(m)) return new Refusal("P2P_ERR_BAD_SIGNATURE", "Invalid Ed25519 signature");
+    const signed = await this.#checkSignature(ctx.source, v1SignedParts(m));
+    if (signed === "busy") return new Refusal("P2P_ERR_BUSY", undefined, { "Retry-After": String(BUSY_RETRY_S) });
+    if (!signed) return new Refusal("P2P_ERR_BAD_SIGNATURE", "Invalid Ed25519 signature");
     const sender = this.#sender(ctx.src, m.publicKey);
     const outcome = await this.#commit({ id: v1MessageId(m), peer: ctx.source, kind: m.event, content: m.content, ts: m.timestamp, protocol: 1, storedAt: now, sender });
     if (outcome instanceof Refusal) return outcome;

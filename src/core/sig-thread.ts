@@ -9,11 +9,18 @@
  * with the receipt signature already as base64 text: structured clone otherwise makes a new ArrayBuffer for every
  * byte array on both sides, four per job plus one per answer.
  *
+ * Who waits for whom. A job is "known" when its sender has proved a key before (the server decides; in practice a
+ * source whose last signature verified): known jobs go ahead of unknown ones, and at most MAX_IN_WORKER jobs sit in
+ * the worker at a time, so a known sender's message waits behind at most that much verification, however many
+ * forgeries arrived first. Unknown jobs wait in order; past MAX_WAITING of them, run() answers "busy" without
+ * checking anything (the server answers 503 with Retry-After; an honest sender retries). None of this work happens on
+ * the event loop, which stays free for the gateway and for parsing the next request.
+ *
  * The worker's lifecycle is worker-slot.ts's (started on first use, stopped after 10 s without jobs, so its ~20 MB
  * are given back when the node is quiet, and on close(); given up after repeated failures). Whatever happens to it, no
- * job is lost or failed because of it: if the worker dies or errors, its pending jobs are done inline, and so is every
- * job past MAX_PENDING (which also gives a flood the natural back-pressure of inline work). The result is always the
- * same as `verifyBytes` / `signBytes`.
+ * job is lost or failed because of it: if the worker dies or errors, the jobs it held are done inline, and once the
+ * slot has given up (or the thread is closed) every job is done inline. The result is always the same as
+ * `verifyBytes` / `signBytes`.
  */
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,18 +42,19 @@ export interface SigResult {
 }
 
 /**
- * Jobs waiting on the worker beyond which new ones are done inline. Small on purpose: honest load at 32 requests in
- * flight never reaches it, and a flood of forgeries cannot queue more than ~10 ms of verification ahead of a
- * trusted peer's message (past it, inline work slows the flood's intake instead).
+ * Jobs handed to the worker at a time: a known sender's job waits behind at most this many (~8 ms of verification at
+ * ~250 µs each); enough that honest load at 32 requests in flight keeps the worker busy.
  */
-const MAX_PENDING = 64;
+export const MAX_IN_WORKER = 32;
+/** Unknown senders' jobs that may wait for the worker; past it they are answered "busy" (~64 ms of verification). */
+export const MAX_WAITING = 256;
 /** The worker holds no data: a small heap keeps its memory small (running out only means inline work, see above). */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 };
 const WORKER_URL = new URL(`./sig-thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 interface Pending {
   job: SigJob;
-  resolve: (r: SigResult) => void;
+  resolve: (r: SigResult | "busy") => void;
 }
 
 /** The job done on the calling thread (also the worker's definition of it). */
@@ -110,8 +118,9 @@ export class SignatureThread {
   readonly #slot: WorkerSlot<SigResult>;
   /** Batches posted to the worker, oldest first (it answers them job by job, in order). */
   #inWorker: Pending[][] = [];
-  #next: Pending[] = [];
-  #pending = 0;
+  #inWorkerCount = 0;
+  #known: Pending[] = [];
+  #unknown: Pending[] = [];
   #answeredByWorker = 0;
   #flushScheduled = false;
   #closed = false;
@@ -134,43 +143,58 @@ export class SignatureThread {
     return this.#slot.givenUp;
   }
 
-  /** Jobs queued or in the worker. */
+  /** Jobs waiting or in the worker. */
   get pending(): number {
-    return this.#pending;
+    return this.#inWorkerCount + this.#known.length + this.#unknown.length;
   }
 
-  /** Jobs the worker has answered so far (the rest were done inline). */
+  /** Jobs the worker has answered so far (the rest were done inline, or answered "busy"). */
   get answeredByWorker(): number {
     return this.#answeredByWorker;
   }
 
-  run(job: SigJob): Promise<SigResult> {
-    if (this.#closed || this.#pending >= MAX_PENDING) return Promise.resolve(runSigJob(this.#self, job));
+  /** The job's answer, or "busy" for an unknown sender's job when MAX_WAITING of them already wait. */
+  run(job: SigJob, known = false): Promise<SigResult | "busy"> {
+    if (this.#closed || this.#slot.givenUp) return Promise.resolve(runSigJob(this.#self, job));
+    if (!known && this.#unknown.length >= MAX_WAITING) return Promise.resolve("busy");
     return new Promise((resolve) => {
-      this.#next.push({ job, resolve });
-      this.#pending++;
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => this.#flush());
-      }
+      (known ? this.#known : this.#unknown).push({ job, resolve });
+      this.#scheduleFlush();
     });
   }
 
-  /** Stops the worker; jobs still pending are finished inline. */
+  /** Stops the worker; jobs still waiting or in it are finished inline. */
   close(): void {
     this.#closed = true;
     this.#inlineHeld(); // before terminate() can drop them
+    this.#inline(this.#known.splice(0));
+    this.#inline(this.#unknown.splice(0));
     void this.#slot.stop();
+  }
+
+  /** One hand-off per event-loop turn, for what that turn queued. */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
   }
 
   #flush(): void {
     this.#flushScheduled = false;
-    const batch = this.#next;
-    this.#next = [];
+    const room = MAX_IN_WORKER - this.#inWorkerCount;
+    if (room <= 0 || this.#closed) return;
+    const batch = this.#known.splice(0, room);
+    if (batch.length < room) batch.push(...this.#unknown.splice(0, room - batch.length));
     if (batch.length === 0) return;
-    const packed = this.#closed ? undefined : packJobs(batch.map((p) => p.job));
-    if (!packed || !this.#slot.post(packed, [packed.buffer])) return this.#inline(batch);
+    const packed = packJobs(batch.map((p) => p.job));
+    if (!this.#slot.post(packed, [packed.buffer])) {
+      // No worker (it could not start, or the slot gave up): this batch inline, the rest on later turns.
+      this.#inline(batch);
+      if (this.#known.length + this.#unknown.length > 0) this.#scheduleFlush();
+      return;
+    }
     this.#inWorker.push(batch);
+    this.#inWorkerCount += batch.length;
   }
 
   #answered(r: SigResult): void {
@@ -178,24 +202,24 @@ export class SignatureThread {
     const p = batch?.shift();
     if (!p) return;
     if (batch!.length === 0) this.#inWorker.shift();
+    this.#inWorkerCount--;
     this.#slot.succeeded();
-    this.#pending--;
     this.#answeredByWorker++;
     p.resolve(r);
-    if (this.#inWorker.length === 0 && this.#next.length === 0) this.#slot.idle();
+    if (this.#known.length + this.#unknown.length > 0) this.#scheduleFlush();
+    else if (this.#inWorkerCount === 0) this.#slot.idle();
   }
 
-  /** What the worker held (it was lost, or the thread is closing), done inline. */
+  /** What the worker held (it was lost, or the thread is closing), done inline; waiting jobs go to the next worker. */
   #inlineHeld(): void {
     const held = this.#inWorker.flat();
     this.#inWorker = [];
+    this.#inWorkerCount = 0;
     this.#inline(held);
+    if (this.#known.length + this.#unknown.length > 0 && !this.#closed) this.#scheduleFlush();
   }
 
   #inline(batch: Pending[]): void {
-    for (const p of batch) {
-      this.#pending--;
-      p.resolve(runSigJob(this.#self, p.job));
-    }
+    for (const p of batch) p.resolve(runSigJob(this.#self, p.job));
   }
 }

@@ -10,7 +10,7 @@ import { PUBLIC_KEY_BYTES, canonicalAddress, isYggdrasilAddress, parseIPv6 } fro
 import { decodeBase64Exact, encodeBase64, encodeUtf8 } from "./encoding.ts";
 import { P2PError, fail, ok, type Result } from "./errors.ts";
 import { SIGNATURE_BYTES, signBytes, verifyBytes } from "./keys.ts";
-import { checkContent, formatUuid, type Refusal, type Signer } from "./wire.ts";
+import { checkContent, formatUuid, type Refusal, type SignedParts, type Signer } from "./wire.ts";
 
 export interface V1Message {
   fromYgg: string;
@@ -109,13 +109,19 @@ export function v1SigningBytes(m: Omit<V1Message, "signature">): Uint8Array {
 
 /** Signature only; never throws. The receiver also checks source, window, key binding and replay. */
 export function verifyV1(m: V1Message): boolean {
+  const parts = v1SignedParts(m);
+  return parts !== undefined && verifyBytes(parts.key, parts.data, parts.sig);
+}
+
+/** What verifyV1 checks (key, signature, signed bytes), to check elsewhere; undefined when malformed. */
+export function v1SignedParts(m: V1Message): SignedParts | undefined {
   try {
     const key = decodeBase64Exact(m.publicKey, PUBLIC_KEY_BYTES);
     const sig = decodeBase64Exact(m.signature, SIGNATURE_BYTES);
-    if (key === undefined || sig === undefined) return false;
-    return verifyBytes(key, v1SigningBytes(m), sig);
+    if (key === undefined || sig === undefined) return undefined;
+    return { key, sig, data: v1SigningBytes(m) };
   } catch {
-    return false;
+    return undefined;
   }
 }
 

@@ -373,7 +373,7 @@ export function verifyEnvelope(e: Envelope): boolean {
 }
 
 /** What verifyEnvelope checks (key, signature, signed bytes), to check elsewhere; undefined when malformed. */
-export function envelopeSignedParts(e: Envelope): { key: Uint8Array; sig: Uint8Array; data: Uint8Array } | undefined {
+export function envelopeSignedParts(e: Envelope): SignedParts | undefined {
   return signedParts(e, () => envelopeSigningBytes(e));
 }
 
@@ -593,7 +593,14 @@ function verifySigned(o: { key: string; sig: string }, signed: () => Uint8Array)
 }
 
 /** The decoded key, signature and signed bytes of a message, or undefined when any of them is malformed. */
-function signedParts(o: { key: string; sig: string }, signed: () => Uint8Array): { key: Uint8Array; sig: Uint8Array; data: Uint8Array } | undefined {
+/** What a signature check needs: the signer's key, the signature and the signed bytes. */
+export interface SignedParts {
+  key: Uint8Array;
+  sig: Uint8Array;
+  data: Uint8Array;
+}
+
+function signedParts(o: { key: string; sig: string }, signed: () => Uint8Array): SignedParts | undefined {
   try {
     const key = decodeBase64Exact(o.key, PUBLIC_KEY_BYTES);
     const sig = decodeBase64Exact(o.sig, SIGNATURE_BYTES);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { encodeBase64 } from "../../src/core/encoding.ts";
 import { generateKeyPair, signBytes } from "../../src/core/keys.ts";
-import { packJobs, runSigJob, SignatureThread, unpackJobs, type SigJob } from "../../src/core/sig-thread.ts";
+import { MAX_IN_WORKER, MAX_WAITING, packJobs, runSigJob, SignatureThread, unpackJobs, type SigJob, type SigResult } from "../../src/core/sig-thread.ts";
 
 const self = generateKeyPair();
 const sender = generateKeyPair();
@@ -30,7 +30,7 @@ function jobs(n: number): SigJob[] {
 function expected(job: SigJob, i: number) {
   return i % 2 === 0 ? { valid: true, receiptSig: encodeBase64(signBytes(self, job.receipt!)) } : { valid: false };
 }
-const plain = (r: object) => ({ ...r });
+const plain = (r: SigResult | "busy") => (r === "busy" ? r : { ...r });
 const hex = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString("hex") : undefined);
 
 test("a batch crosses to the worker as one buffer that gives back the same jobs, with or without receipt bytes", () => {
@@ -54,6 +54,7 @@ test("answers match inline work: valid signatures get our receipt signature, for
     // A later batch reuses the same worker and answers just as well.
     const again = await t.run(js[0]!);
     assert.deepEqual(plain(again), expected(js[0]!, 0));
+    assert.equal(t.answeredByWorker, 41);
   } finally {
     t.close();
   }
@@ -70,13 +71,37 @@ test("a job without receipt bytes is only verified", async () => {
   }
 });
 
-test("past its queue bound, jobs are done inline and still answered right", async () => {
+test("unproved senders' jobs past the waiting bound are answered busy, unchecked; the rest are answered right", async () => {
   const t = new SignatureThread(self);
   try {
-    const js = jobs(300);
+    const js = jobs(MAX_WAITING + 40); // all in one turn
     const results = await Promise.all(js.map((j) => t.run(j)));
-    results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `job ${i}`));
-    assert.ok(t.answeredByWorker > 0 && t.answeredByWorker < 300, `${t.answeredByWorker} of 300 by the worker`);
+    const busy = results.filter((r) => r === "busy").length;
+    assert.equal(busy, 40);
+    results.forEach((r, i) => assert.deepEqual(plain(r), i < MAX_WAITING ? expected(js[i]!, i) : "busy", `job ${i}`));
+    assert.equal(t.answeredByWorker, MAX_WAITING, "all checked ones in the worker, none on this thread");
+    // A proved sender's job is never answered busy.
+    const more = jobs(MAX_WAITING + 1);
+    const known = more.map((j) => t.run(j, true));
+    (await Promise.all(known)).forEach((r, i) => assert.deepEqual(plain(r), expected(more[i]!, i), `known job ${i}`));
+  } finally {
+    t.close();
+  }
+});
+
+test("a proved sender's job goes ahead of the unproved ones already waiting", async () => {
+  const t = new SignatureThread(self);
+  try {
+    const order: string[] = [];
+    const js = jobs(4 * MAX_IN_WORKER);
+    const unproved = js.map((j, i) => t.run(j).then(() => order.push(`unproved ${i}`)));
+    const proved = t.run(jobs(1)[0]!, true).then((r) => {
+      order.push("proved");
+      return r;
+    });
+    assert.deepEqual(plain(await proved), expected(jobs(1)[0]!, 0));
+    await Promise.all(unproved);
+    assert.equal(order[0], "proved", `answered first, before ${order.length - 1} unproved jobs queued ahead of it`);
   } finally {
     t.close();
   }
@@ -91,7 +116,7 @@ test("closed while the worker holds jobs: every job is still answered, and later
   const results = await Promise.all(pending);
   results.forEach((r, i) => assert.deepEqual(plain(r), expected(js[i]!, i), `job ${i}`));
   assert.equal(t.pending, 0);
-  assert.equal((await t.run(js[0]!)).valid, true);
+  assert.deepEqual(plain(await t.run(js[0]!)), expected(js[0]!, 0), "after close: inline");
 });
 
 test("a worker that dies halfway through a batch: the jobs it did not answer are done inline", async () => {
