@@ -275,9 +275,9 @@ export class PeerServer {
    * senders are doing meanwhile. Everything else goes to the signature thread: proved senders' messages that overlap
    * (in parallel with the event loop), and every sender not proved yet, so that forgeries are never verified on the
    * event loop, and queue behind proved senders' work (sig-thread.ts; past a bound, unproved senders are answered
-   * busy). The thread also signs the
-   * receipt ahead when there is one (v2, for `storedAt`; sent only after the commit). Returns false for a bad
-   * signature, "busy", or the receipt signed ahead (true when there is none).
+   * busy). The thread also signs the receipt ahead when there is one (v2, for `storedAt`; sent only after the commit).
+   * Returns false for a bad signature, "busy", or the receipt signed ahead (true when there is none). A source proves
+   * its key with a signature that verifies, and loses that with one that does not, or when step 8 refuses it.
    */
   async #checkSignature(source: string, parts: SignedParts | undefined, receipt?: () => ReturnType<typeof unsignedReceiptFor>): Promise<boolean | Receipt | "busy"> {
     if (!parts) return false;
@@ -338,6 +338,7 @@ export class PeerServer {
   async #commit(item: Parameters<CommitBatcher["add"]>[0]): Promise<{ duplicate: boolean; storedAt: number } | Refusal> {
     try {
       const outcome = await this.#batcher.add(item);
+      if (outcome.refused) this.#proved.delete(item.peer); // it proved a key, but not one this node accepts from it
       if (outcome.refused === "blocked") return new Refusal("P2P_ERR_PEER_BLOCKED");
       if (outcome.refused === "mismatch") {
         this.#o.log.warn(`key mismatch for ${item.peer}: refused a message signed by a different key than the pinned one`);
