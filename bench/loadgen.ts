@@ -108,7 +108,10 @@ const idle = senders.map(() => [] as Conn[]);
 
 async function post(s: number): Promise<Reply> {
   const request = nextRequest(s);
-  const conn = idle[s]!.pop() ?? new Conn(plan.bind ? senders[s]!.address : undefined);
+  // A kept-alive connection the server closed while it sat idle (its keep-alive timeout) is dropped, not reused.
+  let conn = idle[s]!.pop();
+  while (conn?.closed) conn = idle[s]!.pop();
+  conn ??= new Conn(plan.bind ? senders[s]!.address : undefined);
   const r = await conn.send(request);
   if (conn.closed) conn.socket.destroy();
   else idle[s]!.push(conn);
