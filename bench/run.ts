@@ -121,10 +121,18 @@ const GUESS: Record<string, [number, number]> = { node: [2_000, 6_500], "node, d
 
 type Server = Awaited<ReturnType<typeof startJsonChild>>;
 
-/** Per-thread CPU ms spent between two `stats` answers of the node runner (threads that ended in between are left out). */
+/**
+ * CPU ms by thread name spent between two `stats` answers of the node runner (keyed "name/tid": a thread started in
+ * between counts from zero; what a thread that ended in between spent after the first answer is not seen).
+ */
 function threadDeltas(before: Record<string, number> | undefined, after: Record<string, number> | undefined): Record<string, number> | undefined {
   if (!before || !after) return undefined; // the ceilings report none
-  return Object.fromEntries(Object.entries(after).flatMap(([k, v]) => (v >= (before[k] ?? 0) ? [[k, v - (before[k] ?? 0)]] : [])));
+  const byName: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) {
+    const name = k.slice(0, k.lastIndexOf("/"));
+    byName[name] = (byName[name] ?? 0) + v - (before[k] ?? 0);
+  }
+  return byName;
 }
 /** The rounds' per-thread CPU per request (warm-ups included, as serverCpuUsPerRequest), or undefined for a ceiling. */
 function perThread(rs: any[], roundMs: number): Record<string, number> | undefined {

@@ -5,8 +5,9 @@
  * costs ~40 MB of RSS; `npm run bench` builds dist/ first); otherwise the sources. Plain JS for that reason.
  * Prints one JSON line `{"ready":true,"address":...,"pid":...}` on stdout once the peer server listens, or
  * `{"ready":false,"error":...,"code":...}` and exits 1. Then answers stdin lines:
- *   `stats` -> `{"rss":..,"heapUsed":..,"cpuMs":..,"threadCpuMs":{..},"counts":{..}}` (threadCpuMs: CPU time of the
- *   live threads by name, from /proc on Linux, else {}), `stop` -> stops cleanly, prints `{"stopped":true}`, exits 0.
+ *   `stats` -> `{"rss":..,"heapUsed":..,"cpuMs":..,"threadCpuMs":{..},"counts":{..}}` (threadCpuMs: CPU time of each
+ *   live thread, keyed "name/tid", from /proc on Linux, else {}), `stop` -> stops cleanly, prints `{"stopped":true}`,
+ *   exits 0.
  * SIGTERM stops cleanly too. Logs go to stderr.
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -49,19 +50,19 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   } else if (cmd === "stop") void stop();
 });
 
-/** CPU ms of each live thread, summed by thread name (the node's helpers are declaw-sig, declaw-commit, declaw-ckpt). */
+/** CPU ms of each live thread, keyed "name/tid" (the node's helpers are named declaw-sig, declaw-commit, declaw-ckpt). */
 function threadCpuMs() {
-  const byName = {};
+  const byThread = {};
   try {
     for (const tid of readdirSync("/proc/self/task")) {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const name = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
       // utime + stime, in clock ticks of 1/100 s (USER_HZ on Linux)
-      byName[name] = (byName[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10;
+      byThread[`${name}/${tid}`] = (Number(fields[11]) + Number(fields[12])) * 10;
     }
   } catch {
     // a thread that exited while being read, or no /proc: report what was read
   }
-  return byName;
+  return byThread;
 }
