@@ -259,7 +259,7 @@ export class PeerServer {
     const now = Date.now();
     if (Math.abs(env.ts - now) > config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP", `timestamp ${env.ts} is more than ${config.timestampWindowMs / 1000} s from now (${now})`);
     const signed = await this.#checkSignature(ctx.source, envelopeSignedParts(env), () => unsignedReceiptFor(self, env, now));
-    if (signed === "busy") return new Refusal("P2P_ERR_BUSY", undefined, { "Retry-After": String(BUSY_RETRY_S) });
+    if (signed === "busy") return busyRefusal();
     if (!signed) return new Refusal("P2P_ERR_BAD_SIGNATURE");
     const sender = this.#sender(ctx.src, env.key);
     const outcome = await this.#commit({ id: env.id, peer: env.from, kind: env.kind, content: env.content, ts: env.ts, protocol: 2, storedAt: now, sender });
@@ -311,7 +311,7 @@ export class PeerServer {
     const now = Date.now();
     if (Math.abs(m.timestamp - now) > this.#o.config.timestampWindowMs) return new Refusal("P2P_ERR_STALE_TIMESTAMP");
     const signed = await this.#checkSignature(ctx.source, v1SignedParts(m));
-    if (signed === "busy") return new Refusal("P2P_ERR_BUSY", undefined, { "Retry-After": String(BUSY_RETRY_S) });
+    if (signed === "busy") return busyRefusal();
     if (!signed) return new Refusal("P2P_ERR_BAD_SIGNATURE", "Invalid Ed25519 signature");
     const sender = this.#sender(ctx.src, m.publicKey);
     const outcome = await this.#commit({ id: v1MessageId(m), peer: ctx.source, kind: m.event, content: m.content, ts: m.timestamp, protocol: 1, storedAt: now, sender });
@@ -381,6 +381,11 @@ export class PeerServer {
       this.#json(res, 500, { error: "P2P_ERR_INTERNAL", message: "internal error" });
     }
   }
+}
+
+/** Step 7 did not check the signature: too many unproved senders' signatures wait (sig-thread.ts). */
+function busyRefusal(): Refusal {
+  return new Refusal("P2P_ERR_BUSY", undefined, { "Retry-After": String(BUSY_RETRY_S) });
 }
 
 interface Source {

@@ -118,7 +118,6 @@ export class SignatureThread {
   readonly #slot: WorkerSlot<SigResult>;
   /** Batches posted to the worker, oldest first (it answers them job by job, in order). */
   #inWorker: Pending[][] = [];
-  #inWorkerCount = 0;
   #known: Pending[] = [];
   #unknown: Pending[] = [];
   #answeredByWorker = 0;
@@ -145,7 +144,7 @@ export class SignatureThread {
 
   /** Jobs waiting or in the worker. */
   get pending(): number {
-    return this.#inWorkerCount + this.#known.length + this.#unknown.length;
+    return this.#inWorkerCount() + this.#waiting();
   }
 
   /** Jobs the worker has answered so far (the rest were done inline, or answered "busy"). */
@@ -181,7 +180,7 @@ export class SignatureThread {
 
   #flush(): void {
     this.#flushScheduled = false;
-    const room = MAX_IN_WORKER - this.#inWorkerCount;
+    const room = MAX_IN_WORKER - this.#inWorkerCount();
     if (room <= 0 || this.#closed) return;
     const batch = this.#known.splice(0, room);
     if (batch.length < room) batch.push(...this.#unknown.splice(0, room - batch.length));
@@ -190,11 +189,10 @@ export class SignatureThread {
     if (!this.#slot.post(packed, [packed.buffer])) {
       // No worker (it could not start, or the slot gave up): this batch inline, the rest on later turns.
       this.#inline(batch);
-      if (this.#known.length + this.#unknown.length > 0) this.#scheduleFlush();
+      if (this.#waiting() > 0) this.#scheduleFlush();
       return;
     }
     this.#inWorker.push(batch);
-    this.#inWorkerCount += batch.length;
   }
 
   #answered(r: SigResult): void {
@@ -202,21 +200,29 @@ export class SignatureThread {
     const p = batch?.shift();
     if (!p) return;
     if (batch!.length === 0) this.#inWorker.shift();
-    this.#inWorkerCount--;
     this.#slot.succeeded();
     this.#answeredByWorker++;
     p.resolve(r);
-    if (this.#known.length + this.#unknown.length > 0) this.#scheduleFlush();
-    else if (this.#inWorkerCount === 0) this.#slot.idle();
+    if (this.#waiting() > 0) this.#scheduleFlush();
+    else if (this.#inWorker.length === 0) this.#slot.idle();
   }
 
   /** What the worker held (it was lost, or the thread is closing), done inline; waiting jobs go to the next worker. */
   #inlineHeld(): void {
     const held = this.#inWorker.flat();
     this.#inWorker = [];
-    this.#inWorkerCount = 0;
     this.#inline(held);
-    if (this.#known.length + this.#unknown.length > 0 && !this.#closed) this.#scheduleFlush();
+    if (this.#waiting() > 0 && !this.#closed) this.#scheduleFlush();
+  }
+
+  #inWorkerCount(): number {
+    let n = 0;
+    for (const b of this.#inWorker) n += b.length;
+    return n;
+  }
+
+  #waiting(): number {
+    return this.#known.length + this.#unknown.length;
   }
 
   #inline(batch: Pending[]): void {
