@@ -1,8 +1,9 @@
 /**
  * `npm run bench` (root; Linux network namespaces). Measures, on paths it builds itself and tears down afterwards:
  *   1. durable accepted messages/s and p50/p99 latency of the node at 1 and 32 requests in flight from 8 senders
- *      (each its own 200::/7 address) on loopback, against two ceiling servers on the same path (parse only; parse +
- *      verify), with each server's CPU time per message;
+ *      (each its own 200::/7 address) on loopback, against the ceiling servers of ceiling.ts on the same path (parse
+ *      only; parse + verify, the ceiling the targets name; parse + verify + group-fsynced log, for what durability
+ *      alone costs on this disk), with each server's CPU time per message;
  *   2. the same over one real Yggdrasil hop between two namespaces;
  *   3. a trusted peer's p99 while the node is flooded with invalid signatures and non-Yggdrasil sources;
  *   4. RSS of a node holding 10k peers and 1M messages, and page query times on it;
@@ -117,7 +118,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const GUESS: Record<string, [number, number]> = { node: [2_000, 6_500], "node, data dir on tmpfs": [2_500, 7_000], "verify ceiling": [6_000, 8_000], "parse ceiling": [12_000, 16_000] };
+const GUESS: Record<string, [number, number]> = { node: [2_000, 6_500], "node, data dir on tmpfs": [2_500, 7_000], "verify ceiling": [6_000, 8_000], "durable ceiling": [3_000, 8_000], "parse ceiling": [12_000, 16_000] };
 
 type Server = Awaited<ReturnType<typeof startJsonChild>>;
 
@@ -208,12 +209,13 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
     const ratios = (a: string, b: string) => rounds.map((x) => x[a].perSec / x[b].perSec);
     const ratioV = median(ratios("node", "verify ceiling"));
     const ratioP = median(ratios("node", "parse ceiling"));
+    const ratioD = median(ratios("node", "durable ceiling"));
     const work = res["node"].serverCpuUsPerRequest / res["verify ceiling"].serverCpuUsPerRequest;
     const each = ROUNDS > 1 ? ` (rounds: ${ratios("node", "verify ceiling").map((x) => `${fmt(x * 100, 0)}%`).join(", ")})` : "";
     rows.push({
       section,
       name: `ratio node / ceilings, ${inFlight} in flight`,
-      value: `${fmt(ratioV * 100, 0)}% of verify ceiling${each}, ${fmt(ratioP * 100, 0)}% of parse ceiling (the node spends ${fmt(work, 2)}x the verify ceiling's CPU per message)`,
+      value: `${fmt(ratioV * 100, 0)}% of verify ceiling${each}, ${fmt(ratioD * 100, 0)}% of durable ceiling, ${fmt(ratioP * 100, 0)}% of parse ceiling (the node spends ${fmt(work, 2)}x the verify ceiling's CPU per message)`,
       target: ">= 90% of verify ceiling",
       met: ratioV >= 0.9,
     });
@@ -239,7 +241,8 @@ async function benchThroughput(net: Testnet, ctx: Ctx): Promise<void> {
   const shmNode = await startJsonChild(N, INSIDE_NODE, { dataDir: shmDir, quiet: true, dist: true, config: { yggdrasil: "off", peerPort: 8098, rateLimit: HIGH_RATE_LIMIT } });
   const parse = await startJsonChild(N, CEILING, { port: 8100, mode: "parse" });
   const verify = await startJsonChild(N, CEILING, { port: 8101, mode: "verify" });
-  await throughputRows("throughput", N, nodeAddr, senders, true, "loopback", [["node", 8099, node], ["node, data dir on tmpfs", 8098, shmNode], ["verify ceiling", 8101, verify], ["parse ceiling", 8100, parse]]);
+  const durable = await startJsonChild(N, CEILING, { port: 8102, mode: "durable", dir: tmp("durable-ceiling") });
+  await throughputRows("throughput", N, nodeAddr, senders, true, "loopback", [["node", 8099, node], ["node, data dir on tmpfs", 8098, shmNode], ["verify ceiling", 8101, verify], ["durable ceiling", 8102, durable], ["parse ceiling", 8100, parse]]);
   const after = await node.stats();
   rows.push({ section: "throughput", name: "node after the runs", value: `inbox ${after.counts.inbox} messages, ${after.counts.peers} peers; RSS ${fmt(after.rss / 1048576)} MB (at start ${fmt(before.rss / 1048576)} MB)`, raw: { before, after } });
 }
@@ -283,7 +286,8 @@ async function benchYggdrasil(net: Testnet): Promise<void> {
   }
   const parse = await startJsonChild(Y2, CEILING, { port: 8100, mode: "parse" });
   const verify = await startJsonChild(Y2, CEILING, { port: 8101, mode: "verify" });
-  await throughputRows("yggdrasil", Y1, id.address, [senderSeed], false, "one Yggdrasil hop, 1 sender", [["node", 8099, node], ["verify ceiling", 8101, verify], ["parse ceiling", 8100, parse]]);
+  const durable = await startJsonChild(Y2, CEILING, { port: 8102, mode: "durable", dir: tmp("ygg-durable-ceiling") });
+  await throughputRows("yggdrasil", Y1, id.address, [senderSeed], false, "one Yggdrasil hop, 1 sender", [["node", 8099, node], ["verify ceiling", 8101, verify], ["durable ceiling", 8102, durable], ["parse ceiling", 8100, parse]]);
 }
 
 async function benchFlood(_net: Testnet, ctx: Ctx): Promise<void> {
