@@ -7,10 +7,11 @@
  * path; a batch of several in the commit thread, a worker with its own connection (commit-thread-worker.ts), so that
  * the event loop (the gateway's, inside OpenClaw) goes on parsing the next requests instead of waiting for the fsync.
  * One batch commits at a time either way: what arrives meanwhile forms the next batch, so commits stay in arrival
- * order and never wait on each other's lock. A worker that dies or errors loses nothing: the batch it held is
- * committed inline (rows it had already committed come back as duplicates with their first storedAt). The worker's
- * lifecycle is worker-slot.ts's: started on first use, stopped after 10 s without batches, given up (the process
- * stays inline) after repeated failures.
+ * order and never wait on each other's lock. Under load a small batch also waits, briefly, for the messages already
+ * on their way (GATHER_MS at most): fewer, larger transactions cost less CPU per message. A worker that dies or errors
+ * loses nothing: the batch it held is committed inline (rows it had already committed come back as duplicates with
+ * their first storedAt). The worker's lifecycle is worker-slot.ts's: started on first use, stopped after 10 s without
+ * batches, given up (the process stays inline) after repeated failures.
  */
 import { dirname, extname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,6 +28,15 @@ interface Entry {
 }
 
 const MAX_BATCH = 256;
+/**
+ * Under load a batch for the commit thread waits, while more messages are on their way (options.coming), until it
+ * holds GATHER_MESSAGES or its first message has waited GATHER_MS. Each commit costs about the same fixed CPU
+ * (transaction, WAL frames of the shared index pages, fsync: ~86 µs for 1 message, ~47 µs per message for 8, ~37 for
+ * 16, measured here), and without waiting the batches at 32 requests in flight held ~5 messages (many 1-3): the
+ * commit thread was answering faster than the signature thread fed it. A lone message never waits: nothing is coming.
+ */
+const GATHER_MESSAGES = 16;
+const GATHER_MS = 2;
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
 const WORKER_URL = new URL(`./commit-thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
@@ -39,6 +49,11 @@ export interface CommitBatcherOptions {
   walAutoCheckpoint?: number;
   /** For tests (a worker that fails); the default is commit-thread-worker next to this file. */
   workerUrl?: URL;
+  /**
+   * How many messages are on their way to add() (the peer server: known senders' messages whose signature is being
+   * checked). While some are, a small batch waits for them (GATHER): see #flush.
+   */
+  coming?: () => number;
 }
 
 type Answer = { results?: Outcome[]; error?: string };
@@ -49,6 +64,9 @@ export class CommitBatcher {
   readonly #slot: WorkerSlot<Answer> | undefined;
   #queue: Entry[] = [];
   #scheduled = false;
+  /** Set while a small batch waits for the messages on their way; once it fires, the next flush does not wait. */
+  #gatherTimer: NodeJS.Timeout | undefined;
+  #gatherExpired = false;
   /** The batch the commit thread holds; while set, arrivals wait for it. */
   #inWorker: Entry[] | undefined;
   #settled: (() => void) | undefined;
@@ -92,6 +110,11 @@ export class CommitBatcher {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#gatherTimer) {
+      clearTimeout(this.#gatherTimer);
+      this.#gatherTimer = undefined;
+      this.#flush(); // the batch that was waiting for more commits now (inline: closed), or after the thread's
+    }
     if (this.#inWorker) await new Promise<void>((r) => (this.#settled = r));
     await this.#slot?.stop();
   }
@@ -106,6 +129,10 @@ export class CommitBatcher {
   #flush(): void {
     this.#scheduled = false;
     if (this.#inWorker) return; // its answer flushes what gathered meanwhile
+    if (this.#gathering()) return;
+    clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = undefined;
+    this.#gatherExpired = false;
     const batch = this.#queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
     if (batch.length > 1 && !this.#closed && this.#slot?.post(batch.map((b) => b.item))) {
@@ -115,6 +142,17 @@ export class CommitBatcher {
     this.#commitInline(batch);
     // More waiting: yield before the next transaction so other processes (CLI commands) can take the write lock.
     this.#schedule();
+  }
+
+  /** True when the batch should wait for the messages on their way (GATHER_MS after the first wait, it goes). */
+  #gathering(): boolean {
+    if (this.#gatherExpired || this.#closed || this.#queue.length >= GATHER_MESSAGES || !(this.#o.coming?.() ?? 0)) return false;
+    this.#gatherTimer ??= setTimeout(() => {
+      this.#gatherTimer = undefined;
+      this.#gatherExpired = true;
+      this.#flush();
+    }, GATHER_MS);
+    return true;
   }
 
   #commitInline(batch: Entry[]): void {

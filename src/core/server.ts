@@ -81,8 +81,8 @@ export class PeerServer {
     this.#o = o;
     this.#limiter = new RateLimiter(o.config.rateLimit);
     this.#checkpointer = new Checkpointer(o.store);
-    this.#batcher = new CommitBatcher(o.store, { afterCommit: () => this.#checkpointer.written(), walAutoCheckpoint: Checkpointer.BACKSTOP_PAGES });
     this.#sigs = new SignatureThread(o.self);
+    this.#batcher = new CommitBatcher(o.store, { afterCommit: () => this.#checkpointer.written(), walAutoCheckpoint: Checkpointer.BACKSTOP_PAGES, coming: () => this.#sigs.knownPending });
     this.#server = createServer(
       {
         maxHeaderSize: MAX_HEADER_BYTES,

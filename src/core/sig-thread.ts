@@ -54,6 +54,7 @@ const WORKER_URL = new URL(`./sig-thread-worker${extname(fileURLToPath(import.me
 
 interface Pending {
   job: SigJob;
+  known: boolean;
   resolve: (r: SigResult | "busy") => void;
 }
 
@@ -147,6 +148,13 @@ export class SignatureThread {
     return this.#inWorkerCount() + this.#waiting();
   }
 
+  /** Known senders' jobs waiting or in the worker: messages that will (if valid) reach their commit soon. */
+  get knownPending(): number {
+    let n = this.#known.length;
+    for (const b of this.#inWorker) for (const p of b) if (p.known) n++;
+    return n;
+  }
+
   /** Jobs the worker has answered so far (the rest were done inline, or answered "busy"). */
   get answeredByWorker(): number {
     return this.#answeredByWorker;
@@ -157,7 +165,7 @@ export class SignatureThread {
     if (this.#closed || this.#slot.givenUp) return Promise.resolve(runSigJob(this.#self, job));
     if (!known && this.#unknown.length >= MAX_WAITING) return Promise.resolve("busy");
     return new Promise((resolve) => {
-      (known ? this.#known : this.#unknown).push({ job, resolve });
+      (known ? this.#known : this.#unknown).push({ job, known, resolve });
       this.#scheduleFlush();
     });
   }

@@ -46,9 +46,10 @@ test("a batch commits in the commit thread; the answers are those of an inline c
   assert.equal(other.counts().inbox, 18);
 });
 
-test("a lone message commits inline (no hand-off on the shortest path)", async (t) => {
+test("a lone message commits inline (no hand-off on the shortest path), at once when nothing else is on its way", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] }); // no timer runs: the commit must not wait for one
   const { store } = openTemp(t);
-  const b = new CommitBatcher(store);
+  const b = new CommitBatcher(store, { coming: () => 0 });
   t.after(() => b.close());
   assert.deepEqual(await b.add(inbound("solo", { storedAt: 7 })), { duplicate: false, storedAt: 7 });
   assert.equal(b.committedByThread, 0);
@@ -130,4 +131,49 @@ test("close lets the batch in the thread finish before it stops", async (t) => {
   assert.deepEqual(await pending, expected);
   assert.equal(store.counts().inbox, 18);
   assert.deepEqual(await b.add(inbound("after", { storedAt: 9 })), { duplicate: false, storedAt: 9 }, "inline after close");
+});
+
+test("while more messages are on their way, a small batch waits for them and commits with them in one transaction", async (t) => {
+  const { store } = openTemp(t);
+  let coming = 2;
+  let commits = 0;
+  const b = new CommitBatcher(store, { coming: () => coming, afterCommit: () => commits++ });
+  t.after(() => b.close());
+  const first = b.add(inbound("g0", { storedAt: 1 }));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(store.counts().inbox, 0, "not committed while two more are coming");
+  coming = 1;
+  const second = b.add(inbound("g1", { storedAt: 2 }));
+  coming = 0;
+  const third = b.add(inbound("g2", { storedAt: 3 }));
+  assert.deepEqual(await Promise.all([first, second, third]), [1, 2, 3].map((s) => ({ duplicate: false, storedAt: s })));
+  assert.equal(commits, 1, "one transaction for the three");
+  assert.equal(b.committedByThread, 3);
+});
+
+test("a batch waiting for messages that never come commits at the wait's deadline; a full batch does not wait", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { store } = openTemp(t);
+  let commits = 0;
+  const b = new CommitBatcher(store, { coming: () => 5, afterCommit: () => commits++ });
+  t.after(() => b.close());
+  const alone = b.add(inbound("alone", { storedAt: 1 }));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(commits, 0, "waiting for the five on their way");
+  t.mock.timers.tick(2);
+  assert.deepEqual(await alone, { duplicate: false, storedAt: 1 });
+  const full = await Promise.all(Array.from({ length: 16 }, (_, i) => b.add(inbound(`f${i}`, { storedAt: 10 + i }))));
+  assert.ok(full.every((o, i) => !o.duplicate && o.storedAt === 10 + i), "committed with no timer run");
+  assert.equal(commits, 2, "the lone message, then the sixteen in one transaction");
+  assert.equal(store.counts().inbox, 17);
+});
+
+test("close commits a batch that was waiting for more", async (t) => {
+  const { store } = openTemp(t);
+  const b = new CommitBatcher(store, { coming: () => 3 });
+  const pending = Promise.all([b.add(inbound("w0", { storedAt: 1 })), b.add(inbound("w1", { storedAt: 2 }))]);
+  await new Promise((r) => setImmediate(r));
+  await b.close();
+  assert.deepEqual(await pending, [1, 2].map((s) => ({ duplicate: false, storedAt: s })));
+  assert.equal(store.counts().inbox, 2);
 });

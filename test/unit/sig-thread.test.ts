@@ -107,6 +107,22 @@ test("a proved sender's job goes ahead of the unproved ones already waiting", as
   }
 });
 
+test("knownPending counts proved senders' jobs until each is answered, waiting or in the worker; unproved ones never", async () => {
+  const t = new SignatureThread(self);
+  try {
+    const seen: number[] = [];
+    const unproved = jobs(10).map((j) => t.run(j));
+    const proved = jobs(40).map((j) => t.run(j, true).then(() => seen.push(t.knownPending)));
+    assert.equal(t.knownPending, 40);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(t.knownPending, 40, "in the worker (MAX_IN_WORKER of them) or still waiting");
+    await Promise.all([...proved, ...unproved]);
+    assert.deepEqual(seen, Array.from({ length: 40 }, (_, i) => 39 - i), "one fewer with each answer");
+  } finally {
+    t.close();
+  }
+});
+
 test("closed while the worker holds jobs: every job is still answered, and later ones inline", async () => {
   const t = new SignatureThread(self);
   const js = jobs(30);
