@@ -113,7 +113,7 @@ export class CommitBatcher {
     if (this.#gatherTimer) {
       clearTimeout(this.#gatherTimer);
       this.#gatherTimer = undefined;
-      this.#flush(); // the batch that was waiting for more commits now (inline: closed), or after the thread's
+      this.#flush(); // the batch waiting for more commits now (inline, being closed), or after the thread's batch
     }
     if (this.#inWorker) await new Promise<void>((r) => (this.#settled = r));
     await this.#slot?.stop();

@@ -6,7 +6,7 @@
  * back in groups of ANSWER_GROUP jobs as they are done (and the rest at the end of a batch): a batch answered as a
  * whole made its messages reach the commit together, and the worker then idled while they were stored (per-job
  * answers: +8% messages/s at 32 in flight, median of 12 rounds); groups of 4 then cut the node's CPU per message by
- * ~6% against answers one by one (two A/B runs of 14 rounds at 32 in flight), each answer being a message to post
+ * 5-7% against answers one by one (three A/B runs of 12-14 rounds at 32 in flight), each answer being a message to post
  * on one side and to dispatch on the other, while the commit batcher waits for known senders' jobs anyway.
  * A batch crosses as one packed buffer, moved (not copied) to the worker (packJobs), and each answer is a small object
  * with the receipt signature already as base64 text: structured clone otherwise makes a new ArrayBuffer for every
