@@ -11,7 +11,7 @@
  * Prints one table and writes it as JSON (default bench/results/latest.json). `--quick` shortens every phase.
  * Speed is measured and reported against the targets here, never asserted in tests.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -224,6 +224,32 @@ async function throughputRows(section: string, gen: Namespace, nodeAddr: string,
 
 // ---------------------------------------------------------------- sections
 
+/**
+ * How fast each vCPU verifies Ed25519 right now, alone and with both busy at once (the same loop pinned with
+ * `taskset`): on the shared development machine the two differ and drift, and a single-threaded ceiling runs at the
+ * speed of whichever core it lands on, while the node spreads over both. Printed next to the ratios so that a run can
+ * be read against the machine's state; it changes no figure. Needs util-linux's taskset (the row says so otherwise).
+ */
+const CORE_PROBE = `const c=require("node:crypto");const k=c.generateKeyPairSync("ed25519");const d=Buffer.alloc(300,1);const s=c.sign(null,d,k.privateKey);let n=0;const t=performance.now();while(performance.now()-t<${QUICK ? 200 : 600}){c.verify(null,d,k.publicKey,s);n++}process.stdout.write(String((performance.now()-t)*1000/n))`;
+function pinned(cpu: number): Promise<number> {
+  return new Promise((resolve) => {
+    const c = spawn("taskset", ["-c", String(cpu), NODE, "-e", CORE_PROBE], { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    c.stdout.on("data", (b: Buffer) => (out += b));
+    c.on("error", () => resolve(Number.NaN));
+    c.on("close", () => resolve(Number(out) || Number.NaN));
+  });
+}
+async function coreProbe(section: string, when: string): Promise<void> {
+  const n = cpus().length;
+  const alone: number[] = [];
+  for (let i = 0; i < n; i++) alone.push(await pinned(i));
+  const together = await Promise.all(Array.from({ length: n }, (_, i) => pinned(i)));
+  const text = (xs: number[]) => xs.map((x, i) => `cpu${i} ${fmt(x, 0)}`).join(", ");
+  rows.push({ section, name: `Ed25519 verify per vCPU, ${when}`, value: Number.isNaN(alone[0]!) ? "n/a (taskset not found)" : `alone: ${text(alone)} µs; all busy at once: ${text(together)} µs`, raw: { alone, together } });
+}
+
+
 async function benchThroughput(net: Testnet, ctx: Ctx): Promise<void> {
   const { nodeAddr, senders } = ctx;
   // On loopback, as the targets are stated: a namespace of its own holding the node's and the senders' addresses.
@@ -242,7 +268,9 @@ async function benchThroughput(net: Testnet, ctx: Ctx): Promise<void> {
   const parse = await startJsonChild(N, CEILING, { port: 8100, mode: "parse" });
   const verify = await startJsonChild(N, CEILING, { port: 8101, mode: "verify" });
   const durable = await startJsonChild(N, CEILING, { port: 8102, mode: "durable", dir: tmp("durable-ceiling") });
+  await coreProbe("throughput", "before the runs");
   await throughputRows("throughput", N, nodeAddr, senders, true, "loopback", [["node", 8099, node], ["node, data dir on tmpfs", 8098, shmNode], ["verify ceiling", 8101, verify], ["durable ceiling", 8102, durable], ["parse ceiling", 8100, parse]]);
+  await coreProbe("throughput", "after the runs");
   const after = await node.stats();
   rows.push({ section: "throughput", name: "node after the runs", value: `inbox ${after.counts.inbox} messages, ${after.counts.peers} peers; RSS ${fmt(after.rss / 1048576)} MB (at start ${fmt(before.rss / 1048576)} MB)`, raw: { before, after } });
 }
