@@ -12,6 +12,8 @@ export const ERROR_TABLE = {
   P2P_ERR_RATE_LIMITED: { status: 429, text: "too many requests from this source" },
   P2P_ERR_BODY_TOO_LARGE: { status: 413, text: "request body exceeds the size limit" },
   P2P_ERR_REQUEST_TIMEOUT: { status: 408, text: "request headers or body arrived too slowly" },
+  P2P_ERR_HEADERS_TOO_LARGE: { status: 431, text: "request headers exceed the size limit" },
+  P2P_ERR_EXPECTATION_FAILED: { status: 417, text: "only Expect: 100-continue is supported" },
   P2P_ERR_NOT_FOUND: { status: 404, text: "no such endpoint" },
   P2P_ERR_METHOD_NOT_ALLOWED: { status: 405, text: "method not allowed on this endpoint" },
   P2P_ERR_BAD_JSON: { status: 400, text: "body is not valid UTF-8 JSON" },

@@ -16,7 +16,7 @@ import { RateLimiter } from "./rate-limit.ts";
 import type { InboundSender, Store } from "./store.ts";
 import { SignatureThread } from "./sig-thread.ts";
 import { verifyBytes } from "./keys.ts";
-import { buildPingProof, decodeJsonBody, envelopeSignedParts, parseEnvelope, parseNonce, receiptFor, unsignedReceiptFor, withReceiptSig, type Receipt, type SignedParts } from "./wire.ts";
+import { buildPingProof, decodeJsonBody, envelopeSignedParts, parseEnvelope, parseNonce, parseQuery, receiptFor, unsignedReceiptFor, withReceiptSig, type Receipt, type SignedParts } from "./wire.ts";
 import { parseV1Message, v1MessageId, v1SignedParts } from "./wire-v1.ts";
 
 export interface PeerServerOptions {
@@ -37,6 +37,12 @@ const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_CONNECTIONS = 2048;
 /** Open connections one source (a 200::/8 address, or a whole 300::/8 /64) may hold; more are dropped at accept. */
 const MAX_CONNECTIONS_PER_SOURCE = 32;
+/**
+ * Open connections from outside 200::/7, all sources together. They are only ever answered 403 (step 1), so a few
+ * suffice for that answer to be seen; per source alone, 64 addresses of one /64 could hold every slot.
+ */
+const MAX_FOREIGN_CONNECTIONS = 64;
+const FOREIGN = "outside 200::/7";
 /** How often Node enforces the header and request timeouts (its default, 30 s, would stretch them to 30 s). */
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const LISTEN_BACKLOG = 4096;
@@ -101,21 +107,26 @@ export class PeerServer {
     // Malformed HTTP: answer 400 if the socket is still writable, never crash.
     this.#server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable) return socket.destroy();
-      const status = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
-      const code: ErrorCode = status === 408 ? "P2P_ERR_REQUEST_TIMEOUT" : "P2P_ERR_BAD_JSON";
-      const body = JSON.stringify({ error: code, message: status === 400 ? "malformed HTTP request" : ERROR_TABLE[code].text });
-      socket.end(`HTTP/1.1 ${status} Error\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const code: ErrorCode = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "P2P_ERR_REQUEST_TIMEOUT" : err.code === "HPE_HEADER_OVERFLOW" ? "P2P_ERR_HEADERS_TOO_LARGE" : "P2P_ERR_BAD_JSON";
+      const body = JSON.stringify({ error: code, message: code === "P2P_ERR_BAD_JSON" ? "malformed HTTP request" : ERROR_TABLE[code].text });
+      socket.end(`HTTP/1.1 ${ERROR_TABLE[code].status} Error\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     });
+    // An Expect other than 100-continue: Node would answer 417 with no body; the same answer, in our shape.
+    this.#server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => this.#refuse(res, new Refusal("P2P_ERR_EXPECTATION_FAILED"), true));
   }
 
-  /** Caps connections per source before any HTTP parsing: one flooding source cannot starve the others. */
+  /**
+   * Caps connections per source before any HTTP parsing: one flooding source cannot starve the others, and sources
+   * outside the mesh share one small allowance.
+   */
   #admit(socket: Socket): void {
     const source = sourceOf(socket.remoteAddress);
-    const key = source.bucket;
+    const foreign = !source.src || !isYggdrasilAddress(source.src);
+    const key = foreign ? FOREIGN : source.bucket;
     const n = (this.#perSource.get(key) ?? 0) + 1;
     // A source that was already answered 429 and is still over its rate gets no HTTP at all until it slows down:
     // dropping a connection costs far less than parsing and refusing a request, which keeps others served.
-    if (n > MAX_CONNECTIONS_PER_SOURCE || this.#limiter.shouldDrop(key)) {
+    if (n > (foreign ? MAX_FOREIGN_CONNECTIONS : MAX_CONNECTIONS_PER_SOURCE) || this.#limiter.shouldDrop(source.bucket)) {
       socket.destroy();
       return;
     }
@@ -320,7 +331,9 @@ export class PeerServer {
   }
 
   pingV2(ctx: RouteContext): object | Refusal {
-    const nonce = parseNonce(new URLSearchParams(ctx.query).get("nonce") ?? "");
+    const query = parseQuery(ctx.query);
+    if (!query.ok) return new Refusal(query.code, query.message);
+    const nonce = parseNonce(query.value.get("nonce") ?? "");
     if (!nonce.ok) return new Refusal(nonce.code, nonce.message);
     return buildPingProof(this.#o.self, nonce.value);
   }

@@ -140,6 +140,31 @@ export function newNonce(): string {
   return encodeBase64Url(randomBytes(NONCE_DEFAULT_BYTES));
 }
 
+/**
+ * A query string as `name=value` pairs joined by `&` (percent-decoded). Refused as P2P_ERR_BAD_QUERY: an empty pair
+ * (`a&&b`), a pair without `=`, a bad percent escape, or a name given twice (which one would count is ambiguous).
+ * Other names are kept, unused. Never throws.
+ */
+export function parseQuery(query: string): Result<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (query === "") return ok(out);
+  for (const pair of query.split("&")) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) return fail("P2P_ERR_BAD_QUERY", "query string must be name=value pairs joined by &");
+    let name: string;
+    let value: string;
+    try {
+      name = decodeURIComponent(pair.slice(0, eq).replaceAll("+", " "));
+      value = decodeURIComponent(pair.slice(eq + 1).replaceAll("+", " "));
+    } catch {
+      return fail("P2P_ERR_BAD_QUERY", "query string has a malformed percent escape");
+    }
+    if (out.has(name)) return fail("P2P_ERR_BAD_QUERY", `query parameter ${JSON.stringify(name.slice(0, 32))} is given more than once`);
+    out.set(name, value);
+  }
+  return ok(out);
+}
+
 /** Validates a nonce text (the `nonce` query parameter of GET /v2/ping): canonical base64url of 16..64 bytes. */
 export function parseNonce(input: unknown): Result<string> {
   if (decodeBase64UrlRange(input, NONCE_MIN_BYTES, NONCE_MAX_BYTES) === undefined) {

@@ -4,13 +4,14 @@
  *   slowHeaders: headers dripped one byte a second; slowBody: a declared body dripped one byte a second;
  *   keepAliveIdle: one ping, then silence; idleNoRequest: connect and say nothing;
  *   many: `many` idle connections spread over the sources: how many the server keeps, and for how long;
+ *   foreign: `foreignMany` idle connections from `foreignSources` (outside 200::/7), the same way;
  *   afterwards: a fresh ping (the server still serves).
  * Times are ms from the start of each scenario until the server closed the socket; `status` is the first answer.
  */
 import { connect, type Socket } from "node:net";
 import { newNonce } from "../../src/core/wire.ts";
 
-const a = JSON.parse(process.argv[2]!) as { target: string; port: number; sources: string[]; probeSource: string; many: number };
+const a = JSON.parse(process.argv[2]!) as { target: string; port: number; sources: string[]; probeSource: string; many: number; foreignSources: string[]; foreignMany: number };
 const LIMIT_MS = 70_000;
 
 function open(src: string): Promise<Socket> {
@@ -83,14 +84,14 @@ async function idleNoRequest() {
   return watch(s, performance.now());
 }
 
-async function many() {
+async function many(sources: string[], count: number) {
   const t0 = performance.now();
   const socks: Socket[] = [];
   const closes: ReturnType<typeof watch>[] = [];
   let refused = 0;
-  for (let i = 0; i < a.many; i++) {
+  for (let i = 0; i < count; i++) {
     try {
-      const s = await open(a.sources[i % a.sources.length]!);
+      const s = await open(sources[i % sources.length]!);
       socks.push(s);
       closes.push(watch(s, t0)); // at once: the server may drop a socket over its caps right after accepting it
     } catch {
@@ -105,7 +106,7 @@ async function many() {
   const results = await Promise.all(closes);
   const times = results.map((r) => r.closedAfterMs).filter((x): x is number => x !== null).sort((x, y) => x - y);
   return {
-    attempted: a.many, refused, openedMs, openAfter2s, pingWhileHeld: probe,
+    attempted: count, refused, openedMs, openAfter2s, pingWhileHeld: probe,
     closedEarly: times.filter((t) => t < 2_000).length,
     stillOpenAtLimit: results.filter((r) => r.closedAfterMs === null).length,
     lastCloseMs: times[times.length - 1] ?? null,
@@ -127,6 +128,6 @@ async function ping(src: string): Promise<number | null> {
   }
 }
 
-const [h, b, k, i, m] = await Promise.all([slowHeaders(), slowBody(), keepAliveIdle(), idleNoRequest(), many()]);
+const [h, b, k, i, m, f] = await Promise.all([slowHeaders(), slowBody(), keepAliveIdle(), idleNoRequest(), many(a.sources, a.many), many(a.foreignSources, a.foreignMany)]);
 const afterwards = await ping(a.sources[0]!);
-process.stdout.write(`${JSON.stringify({ slowHeaders: h, slowBody: b, keepAliveIdle: k, idleNoRequest: i, many: m, afterwards })}\n`, () => process.exit(0));
+process.stdout.write(`${JSON.stringify({ slowHeaders: h, slowBody: b, keepAliveIdle: k, idleNoRequest: i, many: m, foreign: f, afterwards })}\n`, () => process.exit(0));

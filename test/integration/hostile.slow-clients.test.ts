@@ -19,6 +19,8 @@ const CLIENT = fileURLToPath(new URL("../helpers/inside-slow-client.ts", import.
 const MANY = 2_100; // just over maxConnections (2048)
 const PER_SOURCE_CAP = 32; // server.ts MAX_CONNECTIONS_PER_SOURCE
 const PROBE_SOURCE = "2fe:5::100";
+const FOREIGN_CAP = 64; // server.ts MAX_FOREIGN_CONNECTIONS
+const FOREIGN_MANY = 600;
 const CHECK_INTERVAL_MS = 1_000; // server.ts TIMEOUT_CHECK_INTERVAL_MS (connectionsCheckingInterval)
 
 describe("slow clients and idle connections are bounded", { skip: avail.ok ? false : avail.reason, timeout: 180_000 }, () => {
@@ -27,18 +29,20 @@ describe("slow clients and idle connections are bounded", { skip: avail.ok ? fal
   const data = tempDir("hostile");
   const id = loadOrCreateIdentity(data.dir);
   const sources = Array.from({ length: 8 }, (_, i) => `2fe:5::${(i + 1).toString(16)}`);
+  // Outside 200::/7 (one /64's worth would do as well): only ever answered 403, so they share one small allowance.
+  const foreignSources = Array.from({ length: 32 }, (_, i) => `fd5e:7::${(i + 1).toString(16)}`);
   let report: any;
 
   before(async () => {
     net = new Testnet();
     ns = net.add();
     ns.addAddress("lo", `${id.address}/128`);
-    for (const s of [...sources, PROBE_SOURCE]) ns.addAddress("lo", `${s}/128`);
+    for (const s of [...sources, PROBE_SOURCE, ...foreignSources]) ns.addAddress("lo", `${s}/128`);
     const node = ns.spawn(process.execPath, [INSIDE_NODE, JSON.stringify({ dataDir: data.dir, quiet: true, config: { yggdrasil: "off", peerPort: 8099, rateLimit: { perSecond: 1e6, burst: 1e6 } } })], { stdio: ["pipe", "pipe", "pipe"] });
     node.stderr!.resume();
     const first = await new Promise<any>((r) => createInterface({ input: node.stdout! }).once("line", (l) => r(JSON.parse(l))));
     assert.equal(first.ready, true);
-    const r = await ns.run(process.execPath, [CLIENT, JSON.stringify({ target: id.address, port: 8099, sources, probeSource: PROBE_SOURCE, many: MANY })], { timeoutMs: 150_000 });
+    const r = await ns.run(process.execPath, [CLIENT, JSON.stringify({ target: id.address, port: 8099, sources, probeSource: PROBE_SOURCE, many: MANY, foreignSources, foreignMany: FOREIGN_MANY })], { timeoutMs: 150_000 });
     assert.equal(r.code, 0, r.stderr.slice(-2000));
     report = JSON.parse(r.stdout.trim().split("\n").pop()!);
     console.log(`# ${JSON.stringify(report)}`);
@@ -85,5 +89,13 @@ describe("slow clients and idle connections are bounded", { skip: avail.ok ? fal
 
   it("a peer from another source is served while the flooding sources hold their connections", () => {
     assert.equal(report.many.pingWhileHeld, 200);
+  });
+
+  it(`${FOREIGN_MANY} idle connections from 32 sources outside 200::/7 hold at most ${FOREIGN_CAP} slots in all, and a peer is served meanwhile`, () => {
+    const f = report.foreign;
+    assert.ok(f.openAfter2s <= FOREIGN_CAP + 8, `the server kept ${f.openAfter2s} connections from outside the mesh open`);
+    assert.ok(f.closedEarly + f.refused >= FOREIGN_MANY - FOREIGN_CAP - 8, `only ${f.closedEarly} of them were dropped at once`);
+    assert.equal(f.stillOpenAtLimit, 0);
+    assert.equal(f.pingWhileHeld, 200);
   });
 });

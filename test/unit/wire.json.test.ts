@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { decodeBase64Exact, decodeBase64UrlRange, decodeUtf8Strict, encodeBase64, encodeBase64Url } from "../../src/core/encoding.ts";
-import { decodeJsonBody } from "../../src/core/wire.ts";
+import { decodeJsonBody, parseQuery } from "../../src/core/wire.ts";
 
 const bytes = (...xs: number[]) => Uint8Array.from(xs);
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -52,6 +52,24 @@ describe("decodeJsonBody", () => {
   test("deep nesting does not throw", () => {
     const r = decodeJsonBody(utf8("[".repeat(100_000) + "]".repeat(100_000)));
     assert.equal(typeof r.ok, "boolean");
+  });
+});
+
+describe("parseQuery (the ping's query string, section 11)", () => {
+  test("name=value pairs joined by &, percent-decoded; other names are kept", () => {
+    const r = parseQuery("nonce=ab%2Dc&v=2");
+    assert.ok(r.ok);
+    assert.equal(r.value.get("nonce"), "ab-c");
+    assert.equal(r.value.get("v"), "2");
+    assert.ok(parseQuery("").ok);
+  });
+
+  test("an empty pair, a pair without =, a bad escape or a repeated name is P2P_ERR_BAD_QUERY", () => {
+    for (const q of ["nonce=a&&v=1", "nonce", "=a", "nonce=%zz", "nonce=%E0%A4%A", "nonce=a&nonce=b", "&"]) {
+      const r = parseQuery(q);
+      assert.ok(!r.ok, q);
+      assert.equal(r.code, "P2P_ERR_BAD_QUERY", q);
+    }
   });
 });
 

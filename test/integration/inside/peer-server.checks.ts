@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes, sign as cryptoSign, verify as cryptoVerify, createPublicKey } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { createServer, request, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -70,6 +71,26 @@ function http(source: string, host: string, method: string, path: string, body?:
     const b = Buffer.from(body);
     req.write(b.subarray(0, -1));
     void lastByte.then(() => req.end(b.subarray(-1)));
+  });
+}
+
+/** One raw HTTP/1.1 request (for what node:http's client will not send); the status and the JSON body of the answer. */
+function raw(source: string, host: string, text: string, port = PORT): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host, port, family: 6, localAddress: source }, () => sock.end(text));
+    let got = "";
+    sock.on("data", (c: Buffer) => (got += c.toString("utf8")));
+    sock.on("error", reject);
+    sock.on("close", () => {
+      const body = got.slice(got.indexOf("\r\n\r\n") + 4);
+      let json: unknown;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        json = body;
+      }
+      resolve({ status: Number(got.slice(9, 12)), json });
+    });
   });
 }
 
@@ -305,6 +326,18 @@ describe("peer server checks through real sockets", () => {
     assert.equal(row.createdAt, r.json.receipt.stored);
   });
 
+  it("HTTP-level refusals have the same JSON shape: headers over 16 KiB (431), an Expect other than 100-continue (417)", async () => {
+    const s = newSender();
+    const big = await raw(s.address, self, `GET /v2/ping HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    assert.equal(big.status, 431);
+    assert.equal(big.json.error, "P2P_ERR_HEADERS_TOO_LARGE");
+    assert.equal(typeof big.json.message, "string");
+    const expect = await raw(s.address, self, `GET /v2/ping?nonce=${randomBytes(16).toString("base64url")} HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nConnection: close\r\n\r\n`);
+    assert.equal(expect.status, 417);
+    assert.equal(expect.json.error, "P2P_ERR_EXPECTATION_FAILED");
+    await stillAccepts();
+  });
+
   it("ping answers with a signed proof bound to the asker's nonce; nothing private is served", async () => {
     const s = newSender();
     const nonce = randomBytes(16).toString("base64url");
@@ -314,6 +347,14 @@ describe("peer server checks through real sockets", () => {
     assert.equal(r.json.address, self);
     const bad = await http(s.address, self, "GET", "/v2/ping?nonce=short");
     assert.equal(bad.status, 400);
+    assert.equal(bad.json.error, "P2P_ERR_BAD_NONCE");
+    const asker = newSender(); // a source of its own: the rate limit here is 8 requests
+    for (const q of [`nonce=${nonce}&&x=1`, `nonce=${nonce}&nonce=${nonce}`, `nonce=${nonce}&%zz=1`, "nonce"]) {
+      const r = await http(asker.address, self, "GET", `/v2/ping?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.equal(r.json.error, "P2P_ERR_BAD_QUERY", q);
+    }
+    assert.equal((await http(asker.address, self, "GET", `/v2/ping?v=2&nonce=${nonce}`)).status, 200, "another well-formed parameter is ignored");
     for (const path of ["/peer/inbox", "/v2/inbox", "/peers", "/"]) assert.equal((await http(s.address, self, "GET", path)).status, 404, path);
   });
 });
