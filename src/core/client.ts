@@ -6,6 +6,7 @@
 import { Agent, request } from "node:http";
 import { keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { isErrorCode, P2PError } from "./errors.ts";
+import { escapeControls } from "./text.ts";
 import {
   decodeJsonBody,
   newNonce,
@@ -105,17 +106,25 @@ const PERMANENT_CODES = new Set([
   "P2P_ERR_UNSUPPORTED_KIND",
 ]);
 
-function refusal(reply: HttpReply): { code: string; message: string } {
+// The shape of our own error codes (errors.ts); a peer's `error` that does not match is not taken as a code.
+const PEER_CODE = /^[A-Z0-9_]{1,64}$/;
+const PEER_MESSAGE_MAX_CHARS = 300;
+
+/**
+ * A peer's refusal as `<code>: <detail>`, for the outbox, the CLI, slash-command replies and the agent's tool result.
+ * Everything in the body is the peer's choice: the code is kept only when it looks like one (else `HTTP_<status>`),
+ * and its message is capped, kept to one line with terminal controls made visible, and marked as the peer's words.
+ */
+function refusal(reply: HttpReply): { code: string; reason: string } {
   const j = decodeJsonBody(reply.body);
   const v = j.ok ? (j.value as { error?: unknown; message?: unknown }) : undefined;
-  const code = typeof v?.error === "string" ? v.error.slice(0, 64) : `HTTP_${reply.status}`;
-  const message = typeof v?.message === "string" ? v.message.slice(0, 300) : `HTTP ${reply.status}`;
-  return { code, message };
+  const code = typeof v?.error === "string" && PEER_CODE.test(v.error) ? v.error : `HTTP_${reply.status}`;
+  const detail = typeof v?.message === "string" ? `peer said: ${escapeControls(v.message.slice(0, PEER_MESSAGE_MAX_CHARS), { oneLine: true })}` : `HTTP ${reply.status}`;
+  return { code, reason: `${code}: ${detail}` };
 }
 
 function classifyRefusal(reply: HttpReply): Delivery {
-  const { code, message } = refusal(reply);
-  const reason = `${code}: ${message}`;
+  const { code, reason } = refusal(reply);
   if (reply.status === 429 || reply.status === 503) {
     const after = Number(reply.headers["retry-after"]);
     return { kind: "retry", reason, code, retryAfterMs: Number.isFinite(after) ? Math.min(after, 3600) * 1000 : undefined };
@@ -194,8 +203,7 @@ export async function pingPeer(t: Target, pinnedKey: string | null): Promise<Pin
     return { address: t.address, publicKey: "", versions: [1], rttMs, verified: false, keyBinding: "none", protocol: 1 };
   }
   if (reply.status !== 200) {
-    const { code, message } = refusal(reply);
-    throw new P2PError("P2P_ERR_PEER_REFUSED", `${t.address} refused ping: ${code}: ${message}`);
+    throw new P2PError("P2P_ERR_PEER_REFUSED", `${t.address} refused ping: ${refusal(reply).reason}`);
   }
   const j = decodeJsonBody(reply.body);
   const p = j.ok ? parsePingProof(j.value) : j;

@@ -1,10 +1,13 @@
 /**
  * Human-readable text for what both hosts print (the `declaw` CLI and `openclaw p2p`), so the two say the same
- * thing in the same words. JSON output is the plain objects; this is only the text form.
+ * thing in the same words. JSON output is the plain objects; this is only the text form. Text another machine chose
+ * (message content, a peer's refusal in a last error or reason) goes through `escapeControls` so it cannot drive
+ * the owner's terminal.
  */
 import type { SendResult, StatusReport } from "../core/node.ts";
 import type { PingResult } from "../core/client.ts";
 import type { MessageRow, PeerRow } from "../core/store.ts";
+import { escapeControls } from "../core/text.ts";
 
 export function iso(ms: number | null | undefined): string {
   return ms ? new Date(ms).toISOString() : "-";
@@ -45,9 +48,11 @@ export function formatMessages(rows: MessageRow[]): string {
   if (rows.length === 0) return "no messages";
   return rows
     .map((m) => {
-      const arrow = m.direction === "in" ? `from ${m.peer}` : `to   ${m.peer}`;
-      const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && m.state !== "delivered" ? `: ${m.lastError}` : ""}]` : "";
-      return `${iso(m.createdAt)} ${arrow}${state}\n  ${m.content.replaceAll("\n", "\n  ")}`;
+      const peer = escapeControls(m.peer, { oneLine: true });
+      const arrow = m.direction === "in" ? `from ${peer}` : `to   ${peer}`;
+      const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && m.state !== "delivered" ? `: ${escapeControls(m.lastError, { oneLine: true })}` : ""}]` : "";
+      // Continuation lines are indented so every line of a message is visibly part of it.
+      return `${iso(m.createdAt)} ${arrow}${state}\n  ${escapeControls(m.content).replaceAll("\n", "\n  ")}`;
     })
     .join("\n");
 }
@@ -59,9 +64,9 @@ export function formatSend(r: SendResult): string {
     case "sent":
       return `sent to ${r.peer} (legacy v1 peer: accepted, but v1 gives no receipt) (id ${r.id})`;
     case "queued":
-      return `queued for ${r.peer} (id ${r.id}): ${r.reason}\nnext attempt ${iso(r.nextAttemptAt)}; a running node keeps retrying for up to the maximum age`;
+      return `queued for ${r.peer} (id ${r.id}): ${escapeControls(r.reason, { oneLine: true })}\nnext attempt ${iso(r.nextAttemptAt)}; a running node keeps retrying for up to the maximum age`;
     case "failed":
-      return `failed: ${r.peer} refused the message (id ${r.id}): ${r.reason}`;
+      return `failed: ${r.peer} refused the message (id ${r.id}): ${escapeControls(r.reason, { oneLine: true })}`;
   }
 }
 

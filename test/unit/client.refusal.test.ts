@@ -1,0 +1,73 @@
+/**
+ * How the client reads a peer's refusal (src/core/client.ts): the `{error, message}` body is the peer's choice and
+ * ends up in `send`/`outbox` output, slash-command replies and the agent's tool result. Its code is taken only when it
+ * looks like one of ours (else `HTTP_<status>`), and its message is one line, controls made visible, marked as the
+ * peer's words. A fake peer on ::1 answers every request with the body under test.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { deliverV2, pingPeer, type Target } from "../../src/core/client.ts";
+import type { Envelope } from "../../src/core/wire.ts";
+
+let answer = { status: 403, body: "" };
+let server: Server;
+let target: Target;
+
+before(async () => {
+  server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.writeHead(answer.status, { "Content-Type": "application/json", Connection: "close" }).end(answer.body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "::1", resolve));
+  target = { address: "::1", port: (server.address() as AddressInfo).port };
+});
+after(() => server.close());
+
+// Refused before any receipt is looked at, so the envelope's contents do not matter here.
+const env = { v: 2, id: "0190a0b0-0000-7000-8000-000000000001", from: "200::1", to: "200::2", key: "", ts: 0, kind: "chat", content: "x", sig: "" } as Envelope;
+
+async function refusedWith(status: number, body: unknown) {
+  answer = { status, body: typeof body === "string" ? body : JSON.stringify(body) };
+  const d = await deliverV2(target, env, null);
+  assert.equal(d.kind, "failed");
+  return d as Extract<typeof d, { kind: "failed" }>;
+}
+
+describe("a peer's refusal", () => {
+  it("keeps a well-formed code and marks the message as the peer's words", async () => {
+    const d = await refusedWith(403, { error: "P2P_ERR_PEER_BLOCKED", message: "you are blocked" });
+    assert.equal(d.code, "P2P_ERR_PEER_BLOCKED");
+    assert.equal(d.reason, "P2P_ERR_PEER_BLOCKED: peer said: you are blocked");
+  });
+
+  it("replaces a code that is not [A-Z0-9_]{1,64} with HTTP_<status>", async () => {
+    for (const error of ["\x1b[2KP2P_ERR_X", "p2p_err_x", "P2P ERR", "", "A".repeat(65)]) {
+      const d = await refusedWith(403, { error, message: "no" });
+      assert.equal(d.code, "HTTP_403", JSON.stringify(error));
+      assert.equal(d.reason, "HTTP_403: peer said: no");
+    }
+  });
+
+  it("shows controls, newlines and bidi overrides in the message as visible escapes, capped at 300 characters", async () => {
+    const d = await refusedWith(403, { error: "P2P_ERR_PEER_BLOCKED", message: "no\r\x1b[2Kdelivered to alice\n\x1b]52;c;eA==\x07\u202e" });
+    assert.equal(d.reason, "P2P_ERR_PEER_BLOCKED: peer said: no\\u000d\\u001b[2Kdelivered to alice\\u000a\\u001b]52;c;eA==\\u0007\\u202e");
+    const long = await refusedWith(403, { error: "P2P_ERR_PEER_BLOCKED", message: "é".repeat(1000) });
+    assert.equal(long.reason, `P2P_ERR_PEER_BLOCKED: peer said: ${"é".repeat(300)}`);
+  });
+
+  it("without a JSON body says only the HTTP status", async () => {
+    const d = await refusedWith(403, "\x1b[2K not json");
+    assert.equal(d.reason, "HTTP_403: HTTP 403");
+  });
+
+  it("to a ping is reported the same way", async () => {
+    answer = { status: 403, body: JSON.stringify({ error: "P2P_ERR_PEER_BLOCKED\x07", message: "go\x1b away" }) };
+    await assert.rejects(pingPeer(target, null), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "P2P_ERR_PEER_REFUSED");
+      assert.equal(err.message, "::1 refused ping: HTTP_403: peer said: go\\u001b away");
+      return true;
+    });
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * The text form of `inbox`/`outbox` (formatMessages in src/hosts/format.ts): whatever a peer put in a message or a
+ * refusal is printed with its control characters visible, so it cannot overwrite lines, fake a message from another
+ * peer, or send escape sequences to the owner's terminal. The stored row is not changed.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { formatMessages, formatSend } from "../../src/hosts/format.ts";
+import type { MessageRow } from "../../src/core/store.ts";
+
+const row = (o: Partial<MessageRow>): MessageRow => ({
+  seq: 1,
+  id: "0190a0b0-0000-7000-8000-000000000001",
+  peer: "200::2",
+  direction: "in",
+  kind: "chat",
+  content: "",
+  ts: 1,
+  createdAt: 1_700_000_000_000,
+  state: "received",
+  attempts: 0,
+  nextAttemptAt: null,
+  expiresAt: null,
+  lastError: null,
+  receipt: null,
+  deliveredAt: null,
+  protocol: 2,
+  handledAt: null,
+  ...o,
+});
+
+// No raw C0 control other than newline, no DEL, C1 or bidi override/isolate.
+const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+describe("formatMessages", () => {
+  it("prints a message that tries to overwrite its line and fake a trusted sender with no raw ESC or CR", () => {
+    const content = "hi\r\x1b[2K2023-11-14T22:13:20.000Z from 200::1 (alice)\n  send me your key\x1b]52;c;cm0gLXJmIH4=\x07";
+    const m = row({ content });
+    const out = formatMessages([m]);
+    assert.doesNotMatch(out, RAW_CONTROL);
+    assert.ok(!out.includes("\x1b") && !out.includes("\r"));
+    assert.equal(
+      out,
+      "2023-11-14T22:13:20.000Z from 200::2\n" +
+        "  hi\\u000d\\u001b[2K2023-11-14T22:13:20.000Z from 200::1 (alice)\n" +
+        "    send me your key\\u001b]52;c;cm0gLXJmIH4=\\u0007",
+    );
+    assert.equal(m.content, content, "the row itself is left byte-exact");
+  });
+
+  it("keeps ordinary multi-line text, non-ASCII and emoji as written, continuation lines indented", () => {
+    const out = formatMessages([row({ content: "Grüße 👋\n\tzweite Zeile" })]);
+    assert.equal(out, "2023-11-14T22:13:20.000Z from 200::2\n  Grüße 👋\n  \tzweite Zeile");
+  });
+
+  it("prints a peer's refusal stored as the last error on one line, controls visible", () => {
+    const out = formatMessages([row({ direction: "out", state: "failed", lastError: "P2P_ERR_X: peer said: no\n\x1b[31mok", content: "x" })]);
+    assert.doesNotMatch(out, RAW_CONTROL);
+    assert.equal(out.split("\n").length, 2, "header line and one content line");
+    assert.ok(out.includes("[failed: P2P_ERR_X: peer said: no\\u000a\\u001b[31mok]"));
+  });
+});
+
+describe("formatSend", () => {
+  it("prints a refusal reason on one line with its controls visible", () => {
+    const out = formatSend({ state: "failed", id: "i", peer: "200::2", reason: "HTTP_403: peer said: \r\x1b[2Kdelivered to alice" });
+    assert.equal(out, "failed: 200::2 refused the message (id i): HTTP_403: peer said: \\u000d\\u001b[2Kdelivered to alice");
+  });
+});
