@@ -15,7 +15,7 @@
 import { closeSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqlite";
-import { canonicalAddress } from "./address.ts";
+import { canonicalAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { P2PError } from "./errors.ts";
 import { ensureDataDir } from "./identity.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "./schema.ts";
@@ -489,7 +489,8 @@ export class Store {
    * protocol 2). `alias: null` clears the alias. Throws P2P_ERR_ALIAS_TAKEN when another peer has the alias.
    *
    * A pinned key is never changed silently: giving a different key throws P2P_ERR_KEY_MISMATCH unless
-   * `keyBinding: "user"` is passed explicitly, which is how a user re-pins (`declaw peer add <addr> --key K`).
+   * `keyBinding: "user"` is passed explicitly, which is how a user re-pins (`declaw peer add <addr> --key K`), or
+   * `keyBinding: "derived"` with a key that does derive to the address (checked here: the address is that key's).
    * Automatic callers (inbound TOFU) go through `bindKey`, which only records a mismatch. A first pin without a
    * binding is "user" (the caller supplied the key). `keyBinding` without `publicKey` is refused.
    */
@@ -524,7 +525,7 @@ export class Store {
         let publicKey = cur.public_key as string | null;
         let keyBinding = cur.key_binding as KeyBinding | null;
         if (p.publicKey !== undefined) {
-          if (publicKey !== null && publicKey !== p.publicKey && p.keyBinding !== "user") {
+          if (publicKey !== null && publicKey !== p.publicKey && p.keyBinding !== "user" && !(p.keyBinding === "derived" && derivesTo(p.publicKey, p.address))) {
             throw new P2PError(
               "P2P_ERR_KEY_MISMATCH",
               `peer ${p.address} is pinned to key ${publicKey}; refusing to replace it with ${p.publicKey}`,
@@ -975,6 +976,12 @@ function createIfMissing(file: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw openError(file, err);
   }
+}
+
+/** True when the base64 key is one the address is derived from (200::/8) or whose /64 it is (300::/8). */
+function derivesTo(publicKey: string, address: string): boolean {
+  const addr = parseIPv6(address);
+  return addr !== undefined && keyMatchesAddress(Buffer.from(publicKey, "base64"), addr);
 }
 
 function pragmaNumber(db: DatabaseSync, name: string): number {

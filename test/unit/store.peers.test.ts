@@ -1,6 +1,8 @@
 /** Store: the peers table, aliases, trust and the atomic key binding of inbound senders (bindKey). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { deriveAddress, formatIPv6 } from "../../src/core/address.ts";
+import { generateKeyPair } from "../../src/core/keys.ts";
 import { LAST_SEEN_RESOLUTION_MS } from "../../src/core/store.ts";
 import { KEY_A, KEY_B, PEER_A, PEER_B, inbound, openTemp } from "../helpers/store-fixture.ts";
 
@@ -89,6 +91,17 @@ test("removePeer deletes the row but keeps its messages", (t) => {
   assert.equal(store.removePeer(PEER_A), false);
   assert.equal(store.getPeer(PEER_A), undefined);
   assert.equal(store.listInbox({ peer: PEER_A }).length, 1);
+});
+
+test("upsertPeer replaces a pin with the key the address is derived from (the user re-adding the peer with --key)", (t) => {
+  const { store } = openTemp(t);
+  const kp = generateKeyPair();
+  const address = formatIPv6(deriveAddress(kp.publicKey));
+  const derived = Buffer.from(kp.publicKey).toString("base64");
+  store.upsertPeer({ address, publicKey: KEY_A, keyBinding: "tofu" });
+  const p = store.upsertPeer({ address, publicKey: derived, keyBinding: "derived" });
+  assert.equal(p.publicKey, derived);
+  assert.equal(p.keyBinding, "derived");
 });
 
 test("upsertPeer never silently replaces a pinned key: P2P_ERR_KEY_MISMATCH unless keyBinding 'user' is explicit", (t) => {
