@@ -441,6 +441,27 @@ describe("CLI commands and tools", () => {
     }
   });
 
+  it("the channel's outbound (OpenClaw's message tool) writes only to trusted peers, and never adds or trusts one", { skip: !haveOpenClaw && "openclaw not installed" }, async () => {
+    const dir = tmp();
+    const { ipv6P2pChannel } = await import("../../src/hosts/openclaw/channel.ts");
+    const sendText = (ipv6P2pChannel as any).outbound.sendText as (ctx: { cfg: unknown; to: string; text: string }) => Promise<unknown>;
+    const cfg = { plugins: { entries: { "ipv6-p2p": { config: { data_dir: join(dir, "d"), yggdrasil: "off" } } } } };
+    const store = Store.open(join(dir, "d"));
+    try {
+      store.upsertPeer({ address: PEER_B, trust: "blocked" });
+      store.upsertPeer({ address: PEER_C, trust: "pending" });
+      await assert.rejects(sendText({ cfg, to: `ipv6-p2p:${PEER_A}`, text: "hi" }), /not a trusted peer.*openclaw p2p add/);
+      await assert.rejects(sendText({ cfg, to: PEER_B, text: "hi" }), /not a trusted peer.*openclaw p2p allow/);
+      await assert.rejects(sendText({ cfg, to: PEER_C, text: "hi" }), /not a trusted peer/);
+      assert.equal(store.getPeer(PEER_A), undefined, "an unknown address was not added");
+      assert.equal(store.getPeer(PEER_B)?.trust, "blocked");
+      assert.equal(store.getPeer(PEER_C)?.trust, "pending");
+      assert.equal(store.listOutbox({}).length, 0, "nothing was queued");
+    } finally {
+      store.close();
+    }
+  });
+
   it("tools in a peer's session cannot add peers, list contacts, or write to other peers", async () => {
     const dir = tmp();
     try {

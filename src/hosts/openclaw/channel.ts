@@ -39,10 +39,24 @@ export function setCurrentConfigSource(fn: (() => unknown) | undefined): void {
   currentConfig = fn;
 }
 
+/**
+ * Outbound through the channel: OpenClaw's own `message` tool, announcements, anything that names a target. That
+ * context carries no session, so it cannot tell the owner's turn from one a remote agent started; and Node.send adds
+ * an address never seen as a trusted peer. So this path only writes to peers the owner already trusts: a remote
+ * agent cannot steer ours into contacting (and trusting) strangers. New peers are added by the owner (`openclaw p2p
+ * add`, `/p2p-add`, or p2p_send_message in the owner's own session); replies to a peer go through inbound.ts.
+ */
 async function sendText(ctx: { cfg: unknown; to: string; text: string }): Promise<{ channel: string; messageId: string; meta?: Record<string, unknown> }> {
   const settings = resolveSettings(pluginConfigFrom(ctx.cfg));
   const peer = corePeerRef(ctx.to);
-  const r = await withNode(settings, (n) => n.send(peer, ctx.text));
+  const r = await withNode(settings, (n) => {
+    const row = n.store.resolvePeer(peer);
+    if (row?.trust !== "trusted") {
+      const next = row ? `allow it first: openclaw p2p allow ${row.address}` : `add it first: openclaw p2p add ${peer}`;
+      throw new Error(`${CHANNEL_ID}: ${peer} is not a trusted peer, and this channel only writes to peers the owner trusts; ${next}`);
+    }
+    return n.send(row.address, ctx.text);
+  });
   if (r.state === "failed") throw new Error(`${CHANNEL_ID}: ${r.peer} refused the message: ${r.reason}`);
   return { channel: CHANNEL_ID, messageId: r.id, meta: { state: r.state, peer: r.peer, ...(r.state === "queued" ? { reason: r.reason } : {}) } };
 }
