@@ -18,7 +18,7 @@ import { silentLogger, type Logger } from "./log.ts";
 import { DEFAULT_PEER_PORT, LEASE_MS, Outbox } from "./outbox.ts";
 import { PeerServer } from "./server.ts";
 import { Store, type MessageRow, type PeerRow } from "./store.ts";
-import { MAX_CONTENT_BYTES, newMessageId, SUPPORTED_KINDS, type Receipt } from "./wire.ts";
+import { buildEnvelope, MAX_CONTENT_BYTES, newMessageId, SUPPORTED_KINDS, type Receipt } from "./wire.ts";
 import { diagnoseYggdrasil, YggdrasilSupervisor, type YggStatus } from "../yggdrasil/supervisor.ts";
 import { pidAlive } from "./process.ts";
 
@@ -286,14 +286,27 @@ export class Node {
     if (typeof text !== "string" || text.length === 0) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "message text is empty");
     if (!text.isWellFormed()) throw new P2PError("P2P_ERR_BAD_CONTENT", "message text contains invalid Unicode");
     if (Buffer.byteLength(text, "utf8") > MAX_CONTENT_BYTES) throw new P2PError("P2P_ERR_CONTENT_TOO_LARGE", `message is larger than ${MAX_CONTENT_BYTES} bytes`);
-    let row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
-    if (!row) {
-      const addr = canonicalAddress(peer);
-      if (!addr) throw new P2PError("P2P_ERR_PEER_NOT_FOUND", `no peer "${peer}"`, { hint: "use a 200::/7 address, or add the peer first with `add <address> --alias NAME`" });
-      row = this.addPeer(addr);
+    // Every check before the first change to the store: a refused send leaves no peer and no queued row behind.
+    const known = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
+    let address = known?.address;
+    if (address === undefined) {
+      if (canonicalAddress(peer) === undefined) throw new P2PError("P2P_ERR_PEER_NOT_FOUND", `no peer "${peer}"`, { hint: "use a 200::/7 address, or add the peer first with `add <address> --alias NAME`" });
+      address = requireAddress(peer); // what addPeer checks below, so that it cannot refuse after we checked the rest
     }
-    if (row.address === this.address) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "that is this node's own address");
+    if (address === this.address) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "that is this node's own address");
     const now = Date.now();
+    try {
+      // The signed JSON body must fit in MAX_BODY_BYTES, and JSON escapes control characters into 6 bytes each, so
+      // content under MAX_CONTENT_BYTES can still be too large. Building the envelope the outbox would send is the
+      // exact check (a v1 message of the same content is smaller).
+      buildEnvelope(this.#self(), address, kind, text, { ts: now });
+    } catch (err) {
+      if (!(err instanceof P2PError) || err.code !== "P2P_ERR_CONTENT_TOO_LARGE") throw err;
+      throw new P2PError("P2P_ERR_CONTENT_TOO_LARGE", `message is too large to send: ${err.message}; nothing was queued`, {
+        hint: "shorten the message or split it; control characters and \\ or \" count 2-6 bytes each once JSON-escaped",
+      });
+    }
+    const row = known ?? this.addPeer(address);
     const msg = this.store.enqueueOutbound(
       { id: newMessageId(now), peer: row.address, kind, content: text, ts: now, protocol: row.protocol, expiresAt: now + this.config.maxMessageAgeMs },
       now,

@@ -4,15 +4,19 @@
  * so a CLI `send` and a running node never send the same row at once; the receiver dedupes by id in any case.
  *
  * Each attempt signs the envelope afresh with the current time (same id), so a message queued for days still passes
- * the receiver's +-5 minute window.
+ * the receiver's +-5 minute window. (Legacy v1 attempts keep the first timestamp while it is fresh: see v1Timestamp.)
+ *
+ * The maximum age is tried out: a retry that would fall after `expiresAt` is moved to `expiresAt`, and only an
+ * attempt that ends at or after `expiresAt` without delivery marks the message failed as expired.
  */
 import { keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { deliverV1, deliverV2, type Delivery } from "./client.ts";
+import { P2PError } from "./errors.ts";
 import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { MessageRow, Store } from "./store.ts";
 import { buildEnvelope } from "./wire.ts";
-import { buildV1Message } from "./wire-v1.ts";
+import { buildV1Message, type V1Message } from "./wire-v1.ts";
 
 /** Retry delays by attempt number (the last repeats), each jittered by +-20%. */
 export const BACKOFF_MS = [2_000, 5_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000];
@@ -21,11 +25,70 @@ export const LEASE_MS = 60_000;
 const POLL_INTERVAL_MS = 1_000;
 const CLAIM_BATCH = 32;
 export const DEFAULT_PEER_PORT = 8099;
+/**
+ * The last attempt is due at `expiresAt`, but the worker may claim it a little later (poll interval, a busy batch of
+ * slow peers). Up to this long past expiry a row still gets that attempt; later than that (the node was not running
+ * then) it is failed as expired without one.
+ */
+export const LAST_ATTEMPT_GRACE_MS = 10 * 60_000;
+/**
+ * A v1 retry reuses the message's first timestamp while it is at most this old. Receivers of ours accept v1 only
+ * within +-5 min (docs/protocol.md section 13, `timestamp_window_seconds`); the minute to spare covers clock skew
+ * between the nodes and the time in transit.
+ */
+export const V1_TS_REUSE_MS = 4 * 60_000;
 
 export function backoffDelay(attempts: number, retryAfterMs?: number): number {
   const base = BACKOFF_MS[Math.min(Math.max(attempts, 0), BACKOFF_MS.length - 1)]!;
   const jittered = base * (1 - JITTER + Math.random() * 2 * JITTER);
   return Math.round(Math.max(jittered, retryAfterMs ?? 0));
+}
+
+/**
+ * When to try a message again after an attempt that failed for now and ended at `done`: after `delayMs`, but never
+ * after `expiresAt` (the last attempt is made at expiry). `undefined` when this attempt ended at or after expiry: it
+ * was the last one, and the message has expired.
+ */
+export function nextAttemptTime(done: number, delayMs: number, expiresAt: number | null): number | undefined {
+  if (expiresAt === null) return done + delayMs;
+  if (done >= expiresAt) return undefined;
+  return Math.min(done + delayMs, expiresAt);
+}
+
+/**
+ * The timestamp a v1 attempt signs. v1 has no message id: a receiver of ours dedupes v1 by (key, signature)
+ * (`v1MessageId`), and Ed25519 signatures are deterministic, so only a retry that signs the very same bytes is
+ * recognised when an earlier attempt was stored but its answer was lost. Hence the first timestamp (`rowTs`) is
+ * reused while it is well inside the receiver's +-5 min window (V1_TS_REUSE_MS; backoff puts the first five or six
+ * retries there). Past that the receiver would refuse it as stale, so the current time is signed; a copy stored by an
+ * attempt whose answer was lost can then be stored again. v1 cannot do better: nothing else in it identifies a
+ * message. (The original 0.1.2-0.2.3 nodes check neither the window nor replays; for them the timestamp is moot.)
+ */
+export function v1Timestamp(rowTs: number, now: number): number {
+  return Math.abs(now - rowTs) <= V1_TS_REUSE_MS ? rowTs : now;
+}
+
+/** "3 h" / "12 min" for a reason text. */
+function duration(ms: number): string {
+  return ms >= 3_600_000 ? `${Math.round(ms / 3_600_000)} h` : `${Math.max(0, Math.round(ms / 60_000))} min`;
+}
+
+/**
+ * Builds the message an attempt sends. A P2PError there (content too large once JSON-escaped, a field this node
+ * cannot sign) comes out the same on every attempt, so it becomes a permanent failure of the row, not an exception
+ * that would leave the row leased, to be claimed and thrown again every lease period until it expires.
+ */
+function build<T>(make: () => T): { value: T } | { failed: Delivery } {
+  try {
+    return { value: make() };
+  } catch (err) {
+    if (!(err instanceof P2PError)) throw err;
+    return { failed: { kind: "failed", code: err.code, reason: `${err.code}: this node cannot build the message: ${err.message}` } };
+  }
+}
+
+function expiredReason(row: MessageRow, now: number, lastError: string | null): string {
+  return `expired after ${duration(now - row.createdAt)} without delivery (the maximum message age); last error: ${lastError ?? "none"}`;
 }
 
 export type AttemptResult =
@@ -57,8 +120,8 @@ export class Outbox {
   async attempt(row: MessageRow): Promise<AttemptResult> {
     const { store, self, log } = this.#o;
     const now = Date.now();
-    if (row.expiresAt !== null && now >= row.expiresAt) {
-      const reason = `expired after ${Math.round((now - row.createdAt) / 3_600_000)} h without delivery; last error: ${row.lastError ?? "none"}`;
+    if (row.expiresAt !== null && now >= row.expiresAt + LAST_ATTEMPT_GRACE_MS) {
+      const reason = expiredReason(row, now, row.lastError);
       store.markFailed(row.id, reason);
       return { state: "failed", reason };
     }
@@ -67,7 +130,8 @@ export class Outbox {
     let d: Delivery;
     if (peer?.protocol === 1) d = await this.#sendV1(target, row);
     else {
-      d = await deliverV2(target, buildEnvelope(self, row.peer, row.kind, row.content, { id: row.id, ts: Date.now() }), peer?.publicKey ?? null);
+      const env = build(() => buildEnvelope(self, row.peer, row.kind, row.content, { id: row.id, ts: Date.now() }));
+      d = "failed" in env ? env.failed : await deliverV2(target, env.value, peer?.publicKey ?? null);
       if (d.kind === "v1-only") {
         log.info(`${row.peer} does not speak v2; using legacy v1 from now on`);
         store.upsertPeer({ address: row.peer, protocol: 1 });
@@ -92,10 +156,11 @@ export class Outbox {
         log.warn(`message ${row.id} to ${row.peer} failed: ${d.reason}`);
         return { state: "failed", reason: d.reason };
       case "retry": {
-        const nextAttemptAt = done + backoffDelay(row.attempts, d.retryAfterMs);
-        if (row.expiresAt !== null && nextAttemptAt >= row.expiresAt) {
-          const reason = `expired without delivery; last error: ${d.reason}`;
+        const nextAttemptAt = nextAttemptTime(done, backoffDelay(row.attempts, d.retryAfterMs), row.expiresAt);
+        if (nextAttemptAt === undefined) {
+          const reason = expiredReason(row, done, d.reason);
           store.markFailed(row.id, reason);
+          log.warn(`message ${row.id} to ${row.peer} failed: ${reason}`);
           return { state: "failed", reason };
         }
         store.markRetry(row.id, nextAttemptAt, d.reason);
@@ -106,9 +171,15 @@ export class Outbox {
     }
   }
 
+  /** The v1 message an attempt at `now` sends for `row` (see v1Timestamp for its timestamp). */
+  v1Message(row: MessageRow, now: number): V1Message {
+    return buildV1Message(this.#o.self, row.content, v1Timestamp(row.ts, now));
+  }
+
   #sendV1(target: { address: string; port: number; localAddress?: string }, row: MessageRow): Promise<Delivery> {
     if (row.kind !== "chat") return Promise.resolve({ kind: "failed", code: "P2P_ERR_UNSUPPORTED_KIND", reason: `legacy v1 peers only take chat messages, not ${row.kind}` });
-    return deliverV1(target, buildV1Message(this.#o.self, row.content, Date.now()));
+    const m = build(() => this.v1Message(row, Date.now()));
+    return "failed" in m ? Promise.resolve(m.failed) : deliverV1(target, m.value);
   }
 
   /** Starts the background worker (one per node process). */

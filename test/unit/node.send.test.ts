@@ -1,0 +1,76 @@
+/**
+ * Node.send (README "Using the CLI", docs/protocol.md section 8 step 1): what is checked before anything is stored.
+ * A refused send leaves the store as it was: no peer added, no message queued. Real Node and Store in a temp dir;
+ * no sockets are opened except in the last test, whose single attempt goes to a 200::/7 address from a source
+ * address this host does not have (UNBOUND): connect() fails locally, no packet leaves (this host may route 200::/7).
+ */
+import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
+import { test } from "node:test";
+import { deriveAddress, formatIPv6, parseIPv6 } from "../../src/core/address.ts";
+import { keyPairFromSeed } from "../../src/core/keys.ts";
+import { Node } from "../../src/core/node.ts";
+import { MAX_BODY_BYTES, MAX_CONTENT_BYTES } from "../../src/core/wire.ts";
+import { tempDir } from "../helpers/store-fixture.ts";
+
+/** A valid peer address with no node behind it. */
+const NOBODY = formatIPv6(deriveAddress(keyPairFromSeed(new Uint8Array(32).fill(0x21)).publicKey));
+
+/** A source address no interface here has: every connection the outbox tries fails at bind. */
+const UNBOUND = "200:dead:beef::1";
+
+function openNode(t: TestContext): Node {
+  const node = Node.open({ dataDir: tempDir(t, "declaw-node-"), config: { yggdrasil: "off" }, localAddress: UNBOUND });
+  t.after(() => node.close());
+  return node;
+}
+
+/** Fits in MAX_CONTENT_BYTES as UTF-8, but JSON writes each U+0001 as the 6 bytes \u0001: far over MAX_BODY_BYTES. */
+const ESCAPE_HEAVY = "\u0001".repeat(MAX_CONTENT_BYTES);
+
+test("content whose signed JSON would exceed the body limit is refused before anything is stored", async (t) => {
+  const node = openNode(t);
+  assert.ok(Buffer.byteLength(ESCAPE_HEAVY, "utf8") <= MAX_CONTENT_BYTES);
+  assert.ok(JSON.stringify(ESCAPE_HEAVY).length > MAX_BODY_BYTES);
+
+  await assert.rejects(node.send(NOBODY, ESCAPE_HEAVY), (err: Error & { code?: string; hint?: string }) => {
+    assert.equal(err.code, "P2P_ERR_CONTENT_TOO_LARGE");
+    assert.match(err.message, /nothing was queued/);
+    assert.match(err.hint ?? "", /shorten/, "says what to do next");
+    return true;
+  });
+  assert.deepEqual(node.outbox(), [], "no queued row");
+  assert.deepEqual(node.peers(), [], "the unknown address was not added as a peer");
+});
+
+test("the same refusal for a known peer queues nothing", async (t) => {
+  const node = openNode(t);
+  node.addPeer(NOBODY, { alias: "nobody" });
+  await assert.rejects(node.send("nobody", ESCAPE_HEAVY), { code: "P2P_ERR_CONTENT_TOO_LARGE" });
+  assert.deepEqual(node.outbox(), []);
+});
+
+test("sending to the node's own address is refused before the address is added as a peer", async (t) => {
+  const node = openNode(t);
+  const own = node.address;
+  // The full, uncompressed text of the same address: compared as the canonical form.
+  const bytes = parseIPv6(own)!;
+  const longForm = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16).padStart(4, "0")).join(":");
+  assert.notEqual(longForm, own);
+
+  for (const text of [own, longForm]) {
+    await assert.rejects(node.send(text, "hello me"), { code: "P2P_ERR_BAD_ARGUMENT", message: "that is this node's own address" });
+  }
+  assert.deepEqual(node.peers(), [], "no peer row for our own address");
+  assert.deepEqual(node.outbox(), []);
+});
+
+test("escape-heavy content that still fits is stored and tried (the check is the body limit, not a guess)", async (t) => {
+  const node = openNode(t);
+  // 10,000 x 6 bytes of JSON plus the envelope's other fields: under MAX_BODY_BYTES.
+  const text = "\u0001".repeat(10_000);
+  const r = await node.send(NOBODY, text);
+  assert.equal(r.state, "queued", "nobody listens there: queued for a retry");
+  assert.equal(node.outbox()[0]?.content, text);
+  assert.deepEqual(node.peers().map((p) => p.address), [NOBODY], "writing to someone adds them as a peer");
+});
