@@ -16,6 +16,7 @@ import { writeFileAtomic } from "./fsutil.ts";
 import { loadOrCreateIdentity, type Identity } from "./identity.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { DEFAULT_PEER_PORT, LEASE_MS, Outbox } from "./outbox.ts";
+import { RunLock } from "./run-lock.ts";
 import { PeerServer } from "./server.ts";
 import { Store, type MessageRow, type PeerRow } from "./store.ts";
 import { buildEnvelope, MAX_CONTENT_BYTES, newMessageId, SUPPORTED_KINDS, type Receipt } from "./wire.ts";
@@ -83,6 +84,7 @@ export class Node {
   #outbox: Outbox | undefined;
   #ygg: YggdrasilSupervisor | undefined;
   #yggStatus: YggStatus | undefined;
+  #lock: RunLock | undefined;
   #timers: NodeJS.Timeout[] = [];
   #state: "open" | "starting" | "running" | "stopping" | "closed" = "open";
   #since = 0;
@@ -117,9 +119,13 @@ export class Node {
     });
   }
 
-  /** The address peers reach us at: derived from our key, or the system daemon's address in system mode. */
+  /**
+   * The address peers reach us at: derived from our key, or the system daemon's address in system mode. A running node
+   * knows its mode; a process that did not start one (a CLI command) uses what the last started node recorded.
+   */
   get address(): string {
-    return this.#yggStatus?.effectiveMode === "system" && this.#yggStatus.address ? this.#yggStatus.address : (this.store.getMeta(SELF_ADDRESS_META) ?? this.identity.address);
+    if (this.#yggStatus) return this.#yggStatus.effectiveMode === "system" && this.#yggStatus.address ? this.#yggStatus.address : this.identity.address;
+    return this.store.getMeta(SELF_ADDRESS_META) ?? this.identity.address;
   }
 
   #self(): Identity {
@@ -137,6 +143,8 @@ export class Node {
     this.#state = "starting";
     this.#since = Date.now();
     try {
+      this.#lock = new RunLock({ dataDir: this.dataDir, host: this.#host, staleMs: HEARTBEAT_STALE_MS, beating: (pid) => heartbeatFresh(readHeartbeat(this.dataDir), pid) });
+      this.#lock.acquire();
       await this.#startYggdrasil();
       this.store.setMeta(SELF_ADDRESS_META, this.address);
       this.#server = new PeerServer({
@@ -206,6 +214,7 @@ export class Node {
     await this.#outbox?.stop();
     await this.#ygg?.stop();
     this.#clearHeartbeat();
+    this.#lock?.release();
     this.store.close();
     this.#state = "closed";
   }
@@ -336,7 +345,7 @@ export class Node {
   processInfo(): NodeProcessInfo & { heartbeat?: Heartbeat } {
     if (this.#state === "running") return { running: true, pid: process.pid, since: this.#since, host: this.#host, peerPort: this.config.peerPort };
     const hb = readHeartbeat(this.dataDir);
-    if (!hb || !pidAlive(hb.pid) || Date.now() - hb.updatedAt > HEARTBEAT_STALE_MS) return { running: false };
+    if (!hb || !heartbeatFresh(hb, hb.pid) || !pidAlive(hb.pid)) return { running: false };
     return { running: true, pid: hb.pid, since: hb.since, host: hb.host, peerPort: hb.peerPort, heartbeat: hb };
   }
 
@@ -420,6 +429,11 @@ function requireAddress(text: string): string {
   if (!b) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `"${text}" is not an IPv6 address or a known alias`, { hint: "addresses look like 200:1234:5678::1; list known peers with `peers`" });
   if (!isYggdrasilAddress(b)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${text} is not a Yggdrasil address (200::/7)`);
   return canonicalAddress(text)!;
+}
+
+/** Whether `hb` is process `pid`'s and was written within HEARTBEAT_STALE_MS. */
+function heartbeatFresh(hb: Heartbeat | undefined, pid: number): boolean {
+  return hb?.pid === pid && Date.now() - hb.updatedAt <= HEARTBEAT_STALE_MS;
 }
 
 function readHeartbeat(dataDir: string): Heartbeat | undefined {

@@ -1,0 +1,122 @@
+/**
+ * One running node per data directory (src/core/run-lock.ts), and the address a started node answers for. The lock
+ * alone with pids of real processes (`sleep` children); then Node.start() against a node running in a child process
+ * (test/helpers/node-runner.mjs, Yggdrasil off, an ephemeral port: no traffic).
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { test, type TestContext } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Node } from "../../src/core/node.ts";
+import { LOCK_FILE, RunLock } from "../../src/core/run-lock.ts";
+import { tempDir } from "../helpers/store-fixture.ts";
+
+const STALE_MS = 45_000;
+const RUNNER = fileURLToPath(new URL("../helpers/node-runner.mjs", import.meta.url));
+
+function lock(dir: string, beating: (pid: number) => boolean = () => false): RunLock {
+  return new RunLock({ dataDir: dir, host: "declaw", beating, staleMs: STALE_MS });
+}
+function writeLock(dir: string, pid: number, since: number, host = hostname()): void {
+  writeFileSync(join(dir, LOCK_FILE), `${JSON.stringify({ pid, hostname: host, since, host: "openclaw" })}\n`);
+}
+/** A live process that is not a node (killed when the test ends). */
+function sleeper(t: TestContext): number {
+  const c = spawn("sleep", ["60"], { stdio: "ignore" });
+  t.after(() => c.kill());
+  return c.pid!;
+}
+async function deadPid(): Promise<number> {
+  const c = spawn("true", { stdio: "ignore" });
+  await new Promise((r) => c.once("exit", r));
+  return c.pid!;
+}
+
+test("the lock file holds this process while it runs and is gone after release", (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const l = lock(dir);
+  l.acquire();
+  assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8")).pid, process.pid);
+  l.release();
+  assert.equal(existsSync(join(dir, LOCK_FILE)), false);
+  l.release(); // twice is harmless
+  lock(dir).acquire();
+});
+
+test("a live process's lock refuses another node, naming that process and what to do", (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const pid = sleeper(t);
+  writeLock(dir, pid, Date.now()); // still starting: no heartbeat needed yet
+  assert.throws(() => lock(dir).acquire(), (err: Error & { code?: string; hint?: string }) => {
+    assert.equal(err.code, "P2P_ERR_PORT_IN_USE");
+    assert.match(err.message, new RegExp(`openclaw, pid ${pid} on .*already running on the data directory`));
+    assert.match(err.hint ?? "", /stop that one first/);
+    return true;
+  });
+  writeLock(dir, pid, Date.now() - 10 * STALE_MS);
+  assert.throws(() => lock(dir, (p) => p === pid).acquire(), { code: "P2P_ERR_PORT_IN_USE" }, "an old lock whose node keeps its heartbeat");
+});
+
+test("a lock left by a dead process, or by a reused pid with no heartbeat, is taken over", async (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  writeLock(dir, await deadPid(), Date.now());
+  lock(dir).acquire();
+  assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8")).pid, process.pid);
+
+  const dir2 = tempDir(t, "declaw-lock-");
+  writeLock(dir2, sleeper(t), Date.now() - 10 * STALE_MS); // alive, but not a node: its heartbeat is not fresh
+  lock(dir2).acquire();
+  assert.equal(JSON.parse(readFileSync(join(dir2, LOCK_FILE), "utf8")).pid, process.pid);
+});
+
+test("release leaves a lock that another process has taken since", (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const l = lock(dir);
+  l.acquire();
+  const other = sleeper(t);
+  writeLock(dir, other, Date.now());
+  l.release();
+  assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8")).pid, other);
+});
+
+/** A node running in a child process on `dir` (Yggdrasil off, an ephemeral port); stopped when the test ends. */
+async function childNode(t: TestContext, dir: string): Promise<ChildProcess> {
+  const c = spawn(process.execPath, [RUNNER, JSON.stringify({ dataDir: dir, quiet: true, config: { yggdrasil: "off", peerPort: 0 } })], { stdio: ["pipe", "pipe", "inherit"] });
+  t.after(() => c.kill());
+  const first = await new Promise<any>((r) => createInterface({ input: c.stdout! }).once("line", (l) => r(JSON.parse(l))));
+  assert.equal(first.ready, true, JSON.stringify(first));
+  return c;
+}
+
+test("Node.start refuses a data directory another process runs a node on, and starts once that one stopped", async (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const child = await childNode(t, dir);
+  const second = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 } });
+  // (Were it to start, it is stopped again, so that the failure is reported rather than the test left hanging.)
+  await assert.rejects(second.start().then(() => second.stop()), { code: "P2P_ERR_PORT_IN_USE", message: new RegExp(`pid ${child.pid} `) });
+  child.kill("SIGTERM");
+  await new Promise((r) => child.once("exit", r));
+  const third = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 } });
+  await third.start();
+  await third.stop();
+});
+
+test("a started node answers for the address of its mode, not one an earlier run recorded", async (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const earlier = Node.open({ dataDir: dir });
+  earlier.store.setMeta("self_address", "200:1111:2222:3333:4444:5555:6666:7777"); // as a system-mode run records it
+  assert.equal(earlier.address, "200:1111:2222:3333:4444:5555:6666:7777", "a process that did not start a node uses the record");
+  earlier.close();
+  const node = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 } });
+  await node.start();
+  try {
+    assert.equal(node.address, node.identity.address);
+    assert.equal(node.store.getMeta("self_address"), node.identity.address, "and records it for the next CLI command");
+  } finally {
+    await node.stop();
+  }
+});
