@@ -2,7 +2,7 @@
  * Node configuration. Hosts speak snake_case (the OpenClaw plugin config and `<data_dir>/config.json` share the same
  * keys); the core uses the camelCase NodeConfig. Every value is checked; a bad one is a P2P_ERR_CONFIG naming the key.
  */
-import { readFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { P2PError } from "./errors.ts";
@@ -52,6 +52,34 @@ export function defaultDataDir(): string {
   return join(homedir(), ".openclaw", "ipv6-p2p");
 }
 
+/** The next step for a data directory that cannot be used, in both hosts' words. */
+const OTHER_DATA_DIR = "choose another data directory (declaw: --data-dir or DECLAW_DATA_DIR; OpenClaw plugin: data_dir)";
+
+/**
+ * Why `dataDir` cannot serve as the data directory (`cause`: the error that made us look), as a P2P_ERR_DATA_DIR
+ * with a next step; undefined when the directory itself looks fine (or does not exist yet: it is created on first
+ * use), so the caller reports its own error. Only looks; never creates or changes anything.
+ */
+export function dataDirError(dataDir: string, cause?: unknown): P2PError | undefined {
+  const fail = (message: string, hint: string, err: unknown = cause) => new P2PError("P2P_ERR_DATA_DIR", message, { hint, cause: err });
+  let isDir: boolean;
+  try {
+    isDir = statSync(dataDir).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    if (code === "ENOTDIR") return fail(`data directory ${dataDir} cannot be created: a part of its path is a file, not a directory`, OTHER_DATA_DIR, err);
+    return fail(`cannot reach data directory ${dataDir}: ${(err as Error).message}`, `make its parent directories searchable by this user, or ${OTHER_DATA_DIR}`, err);
+  }
+  if (!isDir) return fail(`data directory ${dataDir} is a file, not a directory`, `${OTHER_DATA_DIR}, or move that file out of the way`);
+  try {
+    accessSync(dataDir, fsConstants.R_OK | fsConstants.X_OK);
+  } catch (err) {
+    return fail(`cannot read data directory ${dataDir}: ${(err as Error).message}`, `run as the user that owns ${dataDir} (it is private to its owner), fix its permissions, or ${OTHER_DATA_DIR}`, err);
+  }
+  return undefined;
+}
+
 /** The snake_case keys hosts accept (OpenClaw plugin config, config.json). Host-only keys are ignored here. */
 const SNAKE_KEYS: Record<string, (cfg: NodeConfig, v: unknown, key: string) => void> = {
   peer_port: (c, v, k) => (c.peerPort = int(v, k, 1, 65535)),
@@ -73,11 +101,19 @@ const HOST_KEYS = new Set(["data_dir", "dmPolicy", "dm_policy", "loop_budget", "
 export function configFromSnake(input: unknown, base: NodeConfig = DEFAULT_CONFIG, source = "config"): NodeConfig {
   const cfg: NodeConfig = { ...base, rateLimit: { ...base.rateLimit } };
   if (input === undefined || input === null) return cfg;
-  if (typeof input !== "object" || Array.isArray(input)) throw new P2PError("P2P_ERR_CONFIG", `${source} must be a JSON object`);
+  if (typeof input !== "object" || Array.isArray(input)) {
+    throw new P2PError("P2P_ERR_CONFIG", `${source} must be a JSON object`, { hint: `make ${source} an object such as {"peer_port": 8099}, or remove it` });
+  }
   for (const [key, value] of Object.entries(input)) {
     const apply = SNAKE_KEYS[key];
-    if (apply) apply(cfg, value, `${source}: ${key}`);
-    else if (!HOST_KEYS.has(key)) {
+    if (apply) {
+      try {
+        apply(cfg, value, `${source}: ${key}`);
+      } catch (err) {
+        if (!(err instanceof P2PError) || err.hint !== undefined) throw err;
+        throw new P2PError(err.code, err.message, { hint: `correct "${key}" in ${source}, or remove it to use the default` });
+      }
+    } else if (!HOST_KEYS.has(key)) {
       throw new P2PError("P2P_ERR_CONFIG", `${source}: unknown key "${key}"`, {
         hint: `known keys: ${[...Object.keys(SNAKE_KEYS), ...HOST_KEYS].join(", ")}`,
       });
@@ -86,7 +122,10 @@ export function configFromSnake(input: unknown, base: NodeConfig = DEFAULT_CONFI
   return cfg;
 }
 
-/** Reads `<data_dir>/config.json` if it exists (it is optional) and returns the resulting config. */
+/**
+ * Reads `<data_dir>/config.json` if it exists (it is optional) and returns the resulting config. A data directory
+ * that is not one (a file, an unreadable directory) is reported as such (P2P_ERR_DATA_DIR), not as a config error.
+ */
 export function loadConfigFile(dataDir: string): { config: NodeConfig; raw: Record<string, unknown> } {
   const file = join(dataDir, CONFIG_FILE);
   let text: string;
@@ -94,7 +133,10 @@ export function loadConfigFile(dataDir: string): { config: NodeConfig; raw: Reco
     text = readFileSync(file, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return { config: configFromSnake(undefined), raw: {} };
-    throw new P2PError("P2P_ERR_CONFIG", `cannot read ${file}: ${(err as Error).message}`);
+    throw dataDirError(dataDir, err) ?? new P2PError("P2P_ERR_CONFIG", `cannot read ${file}: ${(err as Error).message}`, {
+      hint: `make ${file} a file readable by this user, or remove it (it is optional)`,
+      cause: err,
+    });
   }
   let raw: unknown;
   try {

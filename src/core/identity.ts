@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { deriveAddress, deriveSubnet, formatIPv6, bytesEqual } from "./address.ts";
+import { dataDirError } from "./config.ts";
 import { P2PError } from "./errors.ts";
 import { createFileExclusive } from "./fsutil.ts";
 import { generateKeyPair, keyPairFromSeed, type KeyPair } from "./keys.ts";
@@ -33,11 +34,12 @@ interface IdentityFile {
   createdAt: number;
 }
 
+/** Creates `dataDir` (mode 0700) unless it exists. Failures are P2P_ERR_DATA_DIR saying why (e.g. it is a file). */
 export function ensureDataDir(dataDir: string): void {
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new P2PError("P2P_ERR_DATA_DIR", `cannot create data directory ${dataDir}: ${(err as Error).message}`, {
+    throw dataDirError(dataDir, err) ?? new P2PError("P2P_ERR_DATA_DIR", `cannot create data directory ${dataDir}: ${(err as Error).message}`, {
       hint: "choose a writable directory with --data-dir, or fix its permissions",
       cause: err,
     });

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { findYggdrasilBinary, probeBinary, BINARY_EXTRA_DIRS } from "./binary.ts";
 import { getSelf } from "./admin.ts";
+import { UNIX_SOCKET_PATH_MAX_BYTES } from "./config.ts";
 import { canSpawnTun, checkPrivileges, TUN_DEVICE, type PrivilegeReport } from "./privileges.ts";
 import { spawnPaths, SYSTEM_ADMIN_SOCKETS } from "./paths.ts";
 import { ownDaemonPid } from "./pidfile.ts";
@@ -104,12 +105,32 @@ export function problemAdminUnreachable(p: Platform, sockets: readonly string[],
   return {
     code: "P2P_ERR_YGG_ADMIN_UNREACHABLE",
     message: `no yggdrasil daemon answers on ${sockets.join(", ")}${detail ? ` (${detail})` : ""}`,
-    fix: [serviceStart(p), "or set adminSocket to the daemon's AdminListen unix socket path"],
+    fix: [serviceStart(p), "or set yggdrasil_admin_socket to the daemon's AdminListen unix socket path"],
   };
 }
 
 export function problemStartFailed(message: string, logPath: string): YggProblem {
-  return { code: "P2P_ERR_YGG_START_FAILED", message, fix: [`read ${logPath}`, "check the Listen/Peers URIs in the declaw config"] };
+  return { code: "P2P_ERR_YGG_START_FAILED", message, fix: [`read ${logPath}`, "check the yggdrasil_peers and yggdrasil_listen URIs in the config"] };
+}
+
+/**
+ * Spawn mode puts the daemon's admin socket at `<data_dir>/yggdrasil/admin.sock`; a unix socket path longer than
+ * UNIX_SOCKET_PATH_MAX_BYTES (the limit `buildDaemonConfig` enforces when the supervisor writes the daemon config)
+ * makes every start fail. Undefined when the data dir is short enough.
+ */
+export function problemAdminSocketTooLong(dataDir: string): YggProblem | undefined {
+  const socket = spawnPaths(dataDir).adminSocket;
+  const bytes = Buffer.byteLength(socket);
+  if (bytes <= UNIX_SOCKET_PATH_MAX_BYTES) return undefined;
+  const maxDataDirBytes = UNIX_SOCKET_PATH_MAX_BYTES - (bytes - Buffer.byteLength(dataDir));
+  return {
+    code: "P2P_ERR_CONFIG",
+    message: `the data directory path is too long for a spawned daemon: its admin socket ${socket} would be ${bytes} bytes, and a unix socket path can have at most ${UNIX_SOCKET_PATH_MAX_BYTES}`,
+    fix: [
+      `use a data directory path of at most ${maxDataDirBytes} bytes (declaw: --data-dir or DECLAW_DATA_DIR; OpenClaw plugin: data_dir)`,
+      "or use a system daemon: set yggdrasil to \"system\" (and yggdrasil_admin_socket to its socket if it is not in the usual place)",
+    ],
+  };
 }
 
 export function problemAddressMismatch(daemonAddress: string, ours: string, binary: string, version: string): YggProblem {
@@ -170,7 +191,12 @@ export async function diagnoseYggdrasil(o: Pick<YggOptions, "mode" | "binary" | 
       const r = await checkPrivileges(binary);
       if (!canSpawnTun(r)) spawnProblem = problemNoPrivilege(platform, binary, r);
     }
-    if (!spawnProblem) return base({ effectiveMode: "spawn", state: "stopped", keyBinding: "derived", adminSocket: spawnPaths(o.dataDir).adminSocket });
+    if (!spawnProblem) {
+      // The supervisor would try to spawn and fail on the socket path, without falling back to a system daemon.
+      const tooLong = problemAdminSocketTooLong(o.dataDir);
+      if (tooLong) return base({ effectiveMode: "none", state: "unavailable", keyBinding: "n/a", problem: tooLong });
+      return base({ effectiveMode: "spawn", state: "stopped", keyBinding: "derived", adminSocket: spawnPaths(o.dataDir).adminSocket });
+    }
     if (o.mode === "spawn") return base({ effectiveMode: "none", state: "unavailable", keyBinding: "n/a", problem: spawnProblem });
   }
   const sockets = o.adminSocket ? [o.adminSocket] : SYSTEM_ADMIN_SOCKETS;

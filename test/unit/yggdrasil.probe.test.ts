@@ -3,7 +3,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseBinaryProbe } from "../../src/yggdrasil/binary.ts";
 import { capabilityInMask, getcapGrantsNetAdmin, canSpawnTun, CAP_NET_ADMIN, type PrivilegeReport } from "../../src/yggdrasil/privileges.ts";
-import { platformFromOsRelease, installFix, problemNoPrivilege, problemAdminUnreachable, problemBinaryMissing } from "../../src/yggdrasil/diagnose.ts";
+import { platformFromOsRelease, installFix, problemNoPrivilege, problemAdminUnreachable, problemBinaryMissing, problemAdminSocketTooLong, problemStartFailed } from "../../src/yggdrasil/diagnose.ts";
+import { UNIX_SOCKET_PATH_MAX_BYTES } from "../../src/yggdrasil/config.ts";
+import { configFromSnake } from "../../src/core/config.ts";
 import { classifyExit, launchCommand } from "../../src/yggdrasil/daemon.ts";
 
 const HELP_047 = "Usage of /usr/sbin/yggdrasil:\n  -address\n  -autoconf\n  -genconf\n  -json\n  -loglevel string\n  -logto string\n  -normaliseconf\n  -subnet\n  -useconf\n  -useconffile string\n  -version\n";
@@ -93,4 +95,33 @@ test("launchCommand wraps the daemon in setpriv --pdeathsig SIGKILL when availab
   const c = launchCommand("/usr/sbin/yggdrasil", "/d/yggdrasil.conf");
   assert.deepEqual(c.args.slice(-3), ["/usr/sbin/yggdrasil", "-useconffile", "/d/yggdrasil.conf"].slice(-3));
   if (c.deathSignal) assert.deepEqual(c.args.slice(0, 3), ["--pdeathsig", "SIGKILL", "--"]);
+});
+
+test("a data dir too long for the spawned daemon's admin socket is a problem with the longest path that fits", () => {
+  // <data_dir>/yggdrasil/admin.sock adds 21 bytes, so 82 bytes of data dir is the most a 103-byte socket path allows.
+  const fits = `/${"d".repeat(81)}`;
+  assert.equal(Buffer.byteLength(`${fits}/yggdrasil/admin.sock`), UNIX_SOCKET_PATH_MAX_BYTES);
+  assert.equal(problemAdminSocketTooLong(fits), undefined);
+  const long = `${fits}x`;
+  const p = problemAdminSocketTooLong(long);
+  assert.equal(p?.code, "P2P_ERR_CONFIG", "the code the supervisor reports when the same path fails");
+  assert.match(p!.message, new RegExp(`${long}/yggdrasil/admin\\.sock would be 104 bytes`));
+  assert.match(p!.fix[0]!, /at most 82 bytes \(declaw: --data-dir or DECLAW_DATA_DIR; OpenClaw plugin: data_dir\)/);
+  assert.match(p!.fix[1]!, /set yggdrasil to "system"/);
+  // bytes, not characters
+  assert.ok(problemAdminSocketTooLong(`/${"é".repeat(41)}`), "42 characters, but 83 bytes");
+});
+
+test("fixes name config keys as config.json and the plugin spell them (snake_case keys that exist)", () => {
+  const fixes = [
+    ...problemAdminUnreachable("debian", ["/x.sock"], "ENOENT").fix,
+    ...problemAdminUnreachable("debian", ["/x.sock"], "EACCES").fix,
+    ...problemStartFailed("failed", "/d/yggdrasil.log").fix,
+    ...problemAdminSocketTooLong(`/${"d".repeat(100)}`)!.fix,
+  ].join("\n");
+  assert.match(fixes, /set yggdrasil_admin_socket to the daemon's AdminListen/);
+  assert.doesNotMatch(fixes, /adminSocket|Listen\/Peers/, "no internal (camelCase) or daemon-side names");
+  for (const key of new Set(fixes.match(/\byggdrasil_[a-z_]+/g) ?? [])) {
+    assert.doesNotThrow(() => configFromSnake({ [key]: key === "yggdrasil_multicast" ? false : key.endsWith("socket") ? "/x.sock" : [] }), `${key} is a config key`);
+  }
 });

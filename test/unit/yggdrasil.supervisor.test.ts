@@ -11,6 +11,8 @@ import { YggdrasilSupervisor, diagnoseYggdrasil, RESTART_BACKOFF_MS } from "../.
 import { RotatingLog } from "../../src/yggdrasil/logfile.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { P2PError } from "../../src/core/errors.ts";
+import { findYggdrasilBinary } from "../../src/yggdrasil/binary.ts";
+import { canSpawnTun, checkPrivileges } from "../../src/yggdrasil/privileges.ts";
 
 const root = mkdtempSync(join(tmpdir(), "dcl-ygg-unit-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -66,6 +68,29 @@ test("diagnoseYggdrasil has no side effects and reports the same problems", asyn
   assert.equal(auto.problem?.code, "P2P_ERR_YGG_BINARY_MISSING");
   const sys = await diagnoseYggdrasil({ dataDir, mode: "system", adminSocket: NO_SOCKET });
   assert.equal(sys.problem?.code, "P2P_ERR_YGG_ADMIN_UNREACHABLE");
+  assert.ok(!existsSync(dataDir), "nothing created");
+});
+
+// The socket-path check matters only once spawning is otherwise possible: a yggdrasil binary and the right to a TUN.
+const spawnable = await (async () => {
+  const binary = findYggdrasilBinary();
+  if (!binary) return { skip: "yggdrasil binary not installed" };
+  return canSpawnTun(await checkPrivileges(binary)) ? { skip: false as const } : { skip: "this user cannot give a spawned daemon a TUN" };
+})();
+
+test("diagnoseYggdrasil: a data dir too long for the admin socket is reported, not 'would spawn' (auto and spawn)", spawnable, async () => {
+  const dataDir = join(root, "d".repeat(100));
+  for (const mode of ["auto", "spawn"] as const) {
+    const st = await diagnoseYggdrasil({ dataDir, mode, adminSocket: NO_SOCKET });
+    assert.equal(st.state, "unavailable", mode);
+    assert.equal(st.effectiveMode, "none");
+    assert.equal(st.problem?.code, "P2P_ERR_CONFIG");
+    assert.match(st.problem!.message, /admin socket .* would be \d+ bytes/);
+    assert.match(st.problem!.fix.join("\n"), /data directory path of at most \d+ bytes/);
+  }
+  const short = await diagnoseYggdrasil({ dataDir: join(root, "short"), mode: "auto", adminSocket: NO_SOCKET });
+  assert.equal(short.problem, undefined);
+  assert.equal(short.effectiveMode, "spawn");
   assert.ok(!existsSync(dataDir), "nothing created");
 });
 

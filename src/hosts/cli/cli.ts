@@ -2,8 +2,11 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { defaultDataDir } from "../../core/config.ts";
-import { P2PError } from "../../core/errors.ts";
-import { COMMANDS } from "./commands.ts";
+import { P2PError, type ErrorCode } from "../../core/errors.ts";
+import { MAX_CONTENT_BYTES } from "../../core/wire.ts";
+import { COMMANDS, type Command } from "./commands.ts";
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
 
 const GLOBAL_OPTIONS = {
   "data-dir": { type: "string" },
@@ -11,46 +14,90 @@ const GLOBAL_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
+/**
+ * Every option of every command: the first, lenient pass needs to know which options take a value to find the
+ * command word wherever the options stand (`declaw --limit 5 inbox`). Commands agree on the type of a shared name.
+ */
+const ANY_OPTION: Record<string, { type: "string" | "boolean"; short?: string }> = Object.assign(
+  {},
+  ...Object.values(COMMANDS).map((c) => c.options ?? {}),
+  GLOBAL_OPTIONS,
+);
+
 function help(): string {
-  const lines = ["usage: declaw [--data-dir DIR] [--json] <command> [args]", "", "commands:"];
+  const lines = ["usage: declaw <command> [args] [--data-dir DIR] [--json]", "", "commands:"];
   for (const c of Object.values(COMMANDS)) lines.push(`  ${c.usage.padEnd(58)} ${c.summary}`);
-  lines.push("", `data dir defaults to ${defaultDataDir()} (or $DECLAW_DATA_DIR)`);
+  lines.push(
+    "",
+    "options may come before or after the command; a peer is an address (200:...), a peer id (0200-...) or an alias",
+    `data dir defaults to ${defaultDataDir()} (or $DECLAW_DATA_DIR)`,
+  );
   return lines.join("\n");
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const name = argv.find((a) => !a.startsWith("-") && !isOptionValue(argv, a));
-  const cmd = name ? COMMANDS[name] : undefined;
-  const wantsJson = argv.includes("--json");
-  if (!name || argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(`${help()}\n`);
-    return name || argv.includes("--help") || argv.includes("-h") ? 0 : 2;
-  }
-  if (!cmd) return usageError(`unknown command "${name}"`, wantsJson);
+export type CommandLine =
+  | { kind: "help"; exitCode: 0 | 2 }
+  | { kind: "usage"; message: string }
+  | { kind: "command"; name: string; command: Command; positionals: string[]; flags: Flags };
+
+/** Pure: what the arguments (without `node main.ts`) ask for. Options may come before or after the command word. */
+export function parseCommandLine(argv: readonly string[]): CommandLine {
+  const loose = parseArgs({ args: [...argv], options: ANY_OPTION, allowPositionals: true, strict: false });
+  const name = loose.positionals[0];
+  if (loose.values.help === true) return { kind: "help", exitCode: 0 };
+  if (name === undefined) return { kind: "help", exitCode: 2 };
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) return { kind: "usage", message: `unknown command "${name}"` };
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...(cmd.options ?? {}) }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: [...argv], options: { ...GLOBAL_OPTIONS, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
   } catch (err) {
-    return usageError(`${(err as Error).message}\nusage: declaw ${cmd.usage}`, wantsJson);
+    return { kind: "usage", message: `${(err as Error).message}\nusage: declaw ${command.usage}` };
   }
-  const positionals = parsed.positionals.slice(parsed.positionals.indexOf(name) + 1);
-  if (positionals.length < cmd.args[0] || positionals.length > cmd.args[1]) {
-    return usageError(`wrong number of arguments\nusage: declaw ${cmd.usage}`, wantsJson);
+  const positionals = parsed.positionals.slice(1);
+  if (positionals.length < command.args[0] || positionals.length > command.args[1]) {
+    return { kind: "usage", message: `wrong number of arguments\nusage: declaw ${command.usage}` };
   }
-  const dataDir = resolve((parsed.values["data-dir"] as string | undefined) ?? process.env.DECLAW_DATA_DIR ?? defaultDataDir());
+  return { kind: "command", name, command, positionals, flags: parsed.values as Flags };
+}
+
+/**
+ * The data directory: --data-dir, else $DECLAW_DATA_DIR, else the default; made absolute. An empty value is refused
+ * (resolving "" would silently use the current directory), as the plugin refuses an empty data_dir.
+ */
+export function dataDirFrom(flag: string | undefined, env: string | undefined): string {
+  if (flag !== undefined) {
+    if (flag.trim() === "") {
+      throw new P2PError("P2P_ERR_BAD_ARGUMENT", "--data-dir must be a non-empty path", { hint: `give a directory (--data-dir DIR), or leave the option out to use ${defaultDataDir()}` });
+    }
+    return resolve(flag);
+  }
+  if (env !== undefined) {
+    if (env.trim() === "") {
+      throw new P2PError("P2P_ERR_BAD_ARGUMENT", "DECLAW_DATA_DIR is set but empty; it must be a non-empty path", { hint: `set it to a directory, or unset it to use ${defaultDataDir()}` });
+    }
+    return resolve(env);
+  }
+  return resolve(defaultDataDir());
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const wantsJson = argv.includes("--json");
+  const line = parseCommandLine(argv);
+  if (line.kind === "help") {
+    process.stdout.write(`${help()}\n`);
+    return line.exitCode;
+  }
+  if (line.kind === "usage") return usageError(line.message, wantsJson);
   try {
-    const out = await cmd.run({ dataDir, positionals, flags: parsed.values as Record<string, string | boolean | string[] | undefined> });
+    const dataDir = dataDirFrom(line.flags["data-dir"] as string | undefined, process.env.DECLAW_DATA_DIR);
+    const out = await line.command.run({ dataDir, positionals: line.positionals, flags: line.flags });
     if (wantsJson) process.stdout.write(`${JSON.stringify(out.json, null, 2)}\n`);
     else if (out.text) process.stdout.write(`${out.text}\n`);
     return out.exitCode ?? 0;
   } catch (err) {
-    return report(err, wantsJson);
+    return report(err, wantsJson, line.command);
   }
-}
-
-function isOptionValue(argv: string[], a: string): boolean {
-  const i = argv.indexOf(a);
-  return i > 0 && argv[i - 1] === "--data-dir";
 }
 
 function usageError(message: string, json: boolean): number {
@@ -59,12 +106,35 @@ function usageError(message: string, json: boolean): number {
   return 2;
 }
 
-/** Known errors: the message and the next step. Anything else is a bug: say so, without a stack trace. */
-function report(err: unknown, json: boolean): number {
+/**
+ * Next steps for errors whose creator (shared with the plugin) gives none; keyed by code, never by message text.
+ * Only used when the error carries no hint of its own.
+ */
+function cliHint(code: ErrorCode, command: Command | undefined): string | undefined {
+  switch (code) {
+    case "P2P_ERR_UNREACHABLE":
+      return "check this machine's mesh with `declaw status` (a spawned Yggdrasil runs only while `declaw run` or the gateway runs), then that the peer's node is running; `declaw send` queues messages and retries by itself";
+    case "P2P_ERR_CONTENT_TOO_LARGE":
+      return `send the text in several messages of at most ${MAX_CONTENT_BYTES} bytes (UTF-8) each`;
+    case "P2P_ERR_BAD_ARGUMENT":
+      return command ? `usage: declaw ${command.usage}` : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Pure: the code, message and next step the CLI shows for an error. Anything without a P2P code is a bug. */
+export function describeCliError(err: unknown, command?: Command): { code: ErrorCode; message: string; hint: string | undefined } {
   const e =
     err instanceof P2PError || (err as P2PError)?.code?.startsWith?.("P2P_ERR_")
       ? (err as P2PError)
       : new P2PError("P2P_ERR_INTERNAL", `unexpected error: ${(err as Error)?.message ?? String(err)}`, { hint: "this is a bug; run again with DECLAW_DEBUG=1 for details and report it" });
+  return { code: e.code, message: e.message, hint: e.hint ?? cliHint(e.code, command) };
+}
+
+/** Known errors: the message and the next step. Anything else is a bug: say so, without a stack trace. */
+function report(err: unknown, json: boolean, command: Command): number {
+  const e = describeCliError(err, command);
   if (process.env.DECLAW_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: e.code, message: e.message, hint: e.hint })}\n`);
   else process.stderr.write(`declaw: ${e.message}${e.hint ? `\nnext step: ${e.hint}` : ""}\n`);

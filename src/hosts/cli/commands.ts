@@ -7,6 +7,8 @@ import { loadConfigFile, type NodeConfig } from "../../core/config.ts";
 import { P2PError } from "../../core/errors.ts";
 import { Node } from "../../core/node.ts";
 import { formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus } from "../format.ts";
+// Peers are named as in `openclaw p2p`: an address, a peer id (`0200-1234-...`, as session keys show it) or an alias.
+import { corePeerRef } from "../openclaw/target.ts";
 import { runSetup } from "./setup.ts";
 
 export interface CommandContext {
@@ -50,6 +52,11 @@ function str(ctx: CommandContext, name: string): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
+/** The first argument as a peer reference for the core (a peer id mapped to its address). */
+function peerArg(ctx: CommandContext): string {
+  return corePeerRef(ctx.positionals[0]!);
+}
+
 export const COMMANDS: Record<string, Command> = {
   run: {
     usage: "run [--port N] [--yggdrasil auto|spawn|system|off] [--peer URI]... [--listen URI]...",
@@ -76,7 +83,7 @@ export const COMMANDS: Record<string, Command> = {
     options: { alias: { type: "string" }, key: { type: "string" }, port: { type: "string" } },
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
-      const p = n.addPeer(ctx.positionals[0]!, { alias: str(ctx, "alias"), key: str(ctx, "key"), port: intFlag(ctx, "port", 1, 65535) });
+      const p = n.addPeer(peerArg(ctx), { alias: str(ctx, "alias"), key: str(ctx, "key"), port: intFlag(ctx, "port", 1, 65535) });
       return { json: p, text: formatPeer("added", p) };
     }),
   },
@@ -85,7 +92,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: "forget a peer (its messages are kept)",
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
-      const p = n.removePeer(ctx.positionals[0]!);
+      const p = n.removePeer(peerArg(ctx));
       return { json: p, text: formatPeer("removed", p) };
     }),
   },
@@ -94,7 +101,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: "round trip and the verified identity of whoever answered",
     args: [1, 1],
     run: (ctx) => withNode(ctx, async (n) => {
-      const r = await n.ping(ctx.positionals[0]!);
+      const r = await n.ping(peerArg(ctx));
       return { json: r, text: formatPing(r) };
     }),
   },
@@ -103,7 +110,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: "send a message: delivered with the receipt time, or queued with the reason",
     args: [2, Infinity],
     run: (ctx) => withNode(ctx, async (n) => {
-      const r = await n.send(ctx.positionals[0]!, ctx.positionals.slice(1).join(" "));
+      const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "));
       return { json: r, text: formatSend(r), exitCode: r.state === "failed" ? 1 : 0 };
     }),
   },
@@ -123,7 +130,8 @@ export const COMMANDS: Record<string, Command> = {
     options: { peer: { type: "string" }, limit: { type: "string" } },
     args: [0, 0],
     run: (ctx) => withNode(ctx, (n) => {
-      const rows = n.inbox({ peer: str(ctx, "peer"), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
+      const peerOpt = str(ctx, "peer");
+      const rows = n.inbox({ peer: peerOpt === undefined ? undefined : corePeerRef(peerOpt), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
       return { json: rows, text: formatMessages(rows) };
     }),
   },
@@ -142,7 +150,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: "trust a peer (approve a pending request)",
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
-      const p = n.allow(ctx.positionals[0]!);
+      const p = n.allow(peerArg(ctx));
       return { json: p, text: formatPeer("allowed", p) };
     }),
   },
@@ -151,7 +159,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: "refuse all messages from a peer",
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
-      const p = n.block(ctx.positionals[0]!);
+      const p = n.block(peerArg(ctx));
       return { json: p, text: formatPeer("blocked", p) };
     }),
   },
