@@ -119,13 +119,9 @@ export class Node {
     });
   }
 
-  /**
-   * The address peers reach us at: derived from our key, or the system daemon's address in system mode. A running node
-   * knows its mode; a process that did not start one (a CLI command) uses what the last started node recorded.
-   */
+  /** The address peers reach us at (see addressFor); a process that did not start a node knows no mode. */
   get address(): string {
-    if (this.#yggStatus) return this.#yggStatus.effectiveMode === "system" && this.#yggStatus.address ? this.#yggStatus.address : this.identity.address;
-    return this.store.getMeta(SELF_ADDRESS_META) ?? this.identity.address;
+    return addressFor(this.#yggStatus, this.store.getMeta(SELF_ADDRESS_META), this.identity.address);
   }
 
   #self(): Identity {
@@ -429,6 +425,18 @@ function requireAddress(text: string): string {
   if (!b) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `"${text}" is not an IPv6 address or a known alias`, { hint: "addresses look like 200:1234:5678::1; list known peers with `peers`" });
   if (!isYggdrasilAddress(b)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${text} is not a Yggdrasil address (200::/7)`);
   return canonicalAddress(text)!;
+}
+
+/**
+ * The address a node answers for: the system daemon's in system mode; the one derived from our key when we spawn the
+ * daemon ourselves (whatever an earlier system-mode run recorded); otherwise (mode "off": the host manages the mesh
+ * and may have recorded the address it gave us, such as one of our 300::/8 subnet; or no node started in this
+ * process) the address the last started node recorded, else the derived one.
+ */
+export function addressFor(ygg: Pick<YggStatus, "effectiveMode" | "address"> | undefined, recorded: string | undefined, derived: string): string {
+  if (ygg?.effectiveMode === "system" && ygg.address) return ygg.address;
+  if (ygg?.effectiveMode === "spawn") return derived;
+  return recorded ?? derived;
 }
 
 /** Whether `hb` is process `pid`'s and was written within HEARTBEAT_STALE_MS. */

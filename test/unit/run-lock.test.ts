@@ -1,7 +1,7 @@
 /**
  * One running node per data directory (src/core/run-lock.ts), and the address a started node answers for. The lock
  * alone with pids of real processes (`sleep` children); then Node.start() against a node running in a child process
- * (test/helpers/node-runner.mjs, Yggdrasil off, an ephemeral port: no traffic).
+ * (test/helpers/node-runner.mjs, Yggdrasil off, an ephemeral port: no traffic). Last, which address a node answers for.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Node } from "../../src/core/node.ts";
+import { addressFor, Node } from "../../src/core/node.ts";
 import { LOCK_FILE, RunLock } from "../../src/core/run-lock.ts";
 import { tempDir } from "../helpers/store-fixture.ts";
 
@@ -105,18 +105,12 @@ test("Node.start refuses a data directory another process runs a node on, and st
   await third.stop();
 });
 
-test("a started node answers for the address of its mode, not one an earlier run recorded", async (t) => {
-  const dir = tempDir(t, "declaw-lock-");
-  const earlier = Node.open({ dataDir: dir });
-  earlier.store.setMeta("self_address", "200:1111:2222:3333:4444:5555:6666:7777"); // as a system-mode run records it
-  assert.equal(earlier.address, "200:1111:2222:3333:4444:5555:6666:7777", "a process that did not start a node uses the record");
-  earlier.close();
-  const node = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 } });
-  await node.start();
-  try {
-    assert.equal(node.address, node.identity.address);
-    assert.equal(node.store.getMeta("self_address"), node.identity.address, "and records it for the next CLI command");
-  } finally {
-    await node.stop();
-  }
+test("the address a node answers for: the system daemon's, the derived one with its own daemon, else the recorded one", () => {
+  const derived = "200:aaaa::1";
+  const recorded = "200:1111:2222:3333:4444:5555:6666:7777"; // e.g. what a system-mode run recorded
+  assert.equal(addressFor({ effectiveMode: "system", address: "200:bbbb::2" }, recorded, derived), "200:bbbb::2");
+  assert.equal(addressFor({ effectiveMode: "spawn", address: derived }, recorded, derived), derived, "a spawned daemon has our key");
+  assert.equal(addressFor({ effectiveMode: "off" }, "300:1:2:3::1", derived), "300:1:2:3::1", "off: the host's word");
+  assert.equal(addressFor(undefined, recorded, derived), recorded, "a CLI process: what the running node recorded");
+  assert.equal(addressFor(undefined, undefined, derived), derived);
 });
