@@ -121,12 +121,11 @@ export class PeerServer {
    */
   #admit(socket: Socket): void {
     const source = sourceOf(socket.remoteAddress);
-    const foreign = !source.src || !isYggdrasilAddress(source.src);
-    const key = foreign ? FOREIGN : source.bucket;
+    const key = source.bucket;
     const n = (this.#perSource.get(key) ?? 0) + 1;
     // A source that was already answered 429 and is still over its rate gets no HTTP at all until it slows down:
     // dropping a connection costs far less than parsing and refusing a request, which keeps others served.
-    if (n > (foreign ? MAX_FOREIGN_CONNECTIONS : MAX_CONNECTIONS_PER_SOURCE) || this.#limiter.shouldDrop(source.bucket)) {
+    if (n > (key === FOREIGN ? MAX_FOREIGN_CONNECTIONS : MAX_CONNECTIONS_PER_SOURCE) || this.#limiter.shouldDrop(key)) {
       socket.destroy();
       return;
     }
@@ -410,9 +409,14 @@ interface Source {
   bucket: string;
 }
 
+/**
+ * The source and its bucket: what connection caps and the rate limit count by. A 300::/8 source counts by its /64 (one
+ * key owns it); every source outside 200::/7 counts as one (each is only ever refused, and one bucket each would let a
+ * single /64 elsewhere fill the limiter's table and push out the penalties of forging peers).
+ */
 function sourceOf(remote: string | undefined): Source {
   const src = parseIPv6(remote ?? "");
-  if (!src) return { src, text: remote ?? "?", bucket: remote ?? "?" };
+  if (!src || !isYggdrasilAddress(src)) return { src, text: src ? formatIPv6(src) : (remote ?? "?"), bucket: FOREIGN };
   const text = formatIPv6(src);
   if (src[0] !== 0x03) return { src, text, bucket: text };
   const net = new Uint8Array(16);

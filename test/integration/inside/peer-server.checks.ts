@@ -149,6 +149,15 @@ describe("peer server checks through real sockets", () => {
     await refused(await http("::1", "::1", "GET", "/v2/ping?nonce=AAAAAAAAAAAAAAAAAAAAAA"), 403, "P2P_ERR_SOURCE_NOT_YGGDRASIL");
   });
 
+  it("1. sources outside 200::/7 share one rate budget: once one used it up, another one's connection is dropped at accept", async () => {
+    const ping = "/v2/ping?nonce=AAAAAAAAAAAAAAAAAAAAAA";
+    const statuses: number[] = [];
+    for (let i = 0; i < RATE.burst + 1; i++) statuses.push((await http("fd00::5", self, "GET", ping).catch(() => ({ status: 0 }))).status);
+    assert.ok(statuses.every((s) => s === 403 || s === 0), statuses.join(","));
+    await assert.rejects(http("::1", "::1", "GET", ping), "dropped without an answer");
+    await stillAccepts();
+  });
+
   it("2. rate-limits a source with 429 and Retry-After, then drops its connections until it slows down", async () => {
     const s = newSender();
     const statuses: number[] = [];
