@@ -171,7 +171,8 @@ function oneOf<T extends string>(v: unknown, key: string, options: readonly T[])
   return v as T;
 }
 /** Yggdrasil peer and listen URIs: tcp://, tls://, quic://, ws://, wss://, unix:// (checked for shape only). */
-function peerUris(v: unknown, key: string): string[] {
+/** Yggdrasil peer or listen URIs (config.json's yggdrasil_peers/yggdrasil_listen, `declaw run --peer/--listen`). */
+export function peerUris(v: unknown, key: string): string[] {
   if (!Array.isArray(v) || v.length > 64) bad(key, "an array of at most 64 URIs", v);
   return v.map((u, i) => {
     if (typeof u !== "string" || !/^(tcp|tls|quic|ws|wss|socks|sockstls|unix):\/\/\S+$/.test(u) || u.length > 1024) {

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { TestContext } from "node:test";
 import { dataDirFrom, describeCliError, parseCommandLine } from "../../src/hosts/cli/cli.ts";
-import { COMMANDS } from "../../src/hosts/cli/commands.ts";
+import { COMMANDS, configForRun } from "../../src/hosts/cli/commands.ts";
 import { defaultDataDir } from "../../src/core/config.ts";
 import { P2PError } from "../../src/core/errors.ts";
 
@@ -146,4 +146,12 @@ test("CLI: a bad config.json value names the key and the file, and says how to f
   assert.equal(r.code, 1);
   assert.equal(r.stderr, `declaw: ${join(data, "config.json")}: peer_port must be an integer from 1 to 65535 (got 0)\nnext step: correct "peer_port" in ${join(data, "config.json")}, or remove it to use the default\n`);
   assert.ok(!existsSync(join(data, "peers.db")), "nothing opened with a bad config");
+});
+
+test("run's --peer and --listen URIs are checked as config.json's are, before anything starts", (t) => {
+  const dir = tmp(t);
+  const run = (flags: Record<string, string[]>) => configForRun({ dataDir: dir, positionals: [], flags });
+  assert.deepEqual(run({ peer: ["tls://[fd00::1]:443"], listen: ["tcp://[::]:0"] }).yggdrasilPeers, ["tls://[fd00::1]:443"]);
+  assert.throws(() => run({ peer: ["tls://[fd00::1]:443", "not a uri"] }), { code: "P2P_ERR_CONFIG", message: /^--peer\[1\] must be a URI/ });
+  assert.throws(() => run({ listen: ["http://x"] }), { code: "P2P_ERR_CONFIG", message: /^--listen\[0\] must be a URI/, hint: /tls:\/\/\[host\]:port, the form of yggdrasil_listen/ });
 });

@@ -3,7 +3,7 @@
  * opens the data directory itself, so it works whether or not a node (`declaw run` or the OpenClaw gateway) is
  * running on it: SQLite in WAL mode with leases makes that safe.
  */
-import { loadConfigFile, type NodeConfig } from "../../core/config.ts";
+import { loadConfigFile, peerUris, type NodeConfig } from "../../core/config.ts";
 import { P2PError } from "../../core/errors.ts";
 import { Node } from "../../core/node.ts";
 import { formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus } from "../format.ts";
@@ -172,13 +172,24 @@ export const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** --peer/--listen, checked as config.json's yggdrasil_peers/yggdrasil_listen are (else only the daemon would fail). */
+function uriFlag(ctx: CommandContext, name: "peer" | "listen"): string[] | undefined {
+  if (ctx.flags[name] === undefined) return undefined;
+  try {
+    return peerUris(ctx.flags[name], `--${name}`);
+  } catch (err) {
+    const e = err as P2PError;
+    throw new P2PError(e.code, e.message, { hint: `give each --${name} as a URI such as tls://[host]:port, the form of yggdrasil_${name === "peer" ? "peers" : "listen"} in config.json` });
+  }
+}
+
 export function configForRun(ctx: CommandContext): NodeConfig {
   const { config } = loadConfigFile(ctx.dataDir);
   const port = intFlag(ctx, "port", 1, 65535);
   const mode = str(ctx, "yggdrasil");
   if (mode !== undefined && !["auto", "spawn", "system", "off"].includes(mode)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "--yggdrasil must be auto, spawn, system or off");
-  const peers = ctx.flags.peer as string[] | undefined;
-  const listen = ctx.flags.listen as string[] | undefined;
+  const peers = uriFlag(ctx, "peer");
+  const listen = uriFlag(ctx, "listen");
   return {
     ...config,
     ...(port !== undefined ? { peerPort: port } : {}),
