@@ -16,7 +16,7 @@ import type { Node, SendResult } from "../../src/core/node.ts";
 import { newMessageId } from "../../src/core/wire.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { peerIdFromAddress, parseIPv6 } from "../../src/core/address.ts";
-import { resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
+import { CHANNEL_ID, resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
 import { decide, LoopBudget } from "../../src/hosts/openclaw/policy.ts";
 import { corePeerRef, normalizeTarget, peerFromSessionKey } from "../../src/hosts/openclaw/target.ts";
 import { parseSendArgs } from "../../src/hosts/openclaw/commands.ts";
@@ -146,6 +146,7 @@ describe("targets and sessions", () => {
     assert.equal(normalizeTarget("not a peer"), undefined);
     assert.equal(normalizeTarget(""), undefined);
     assert.equal(corePeerRef(`ipv6-p2p:${id}`), PEER_A);
+    assert.equal(corePeerRef(`${CHANNEL_ID}:${PEER_A}`), PEER_A, "the channel's own id is a target prefix");
     assert.equal(corePeerRef("bob"), "bob");
   });
 

@@ -7,8 +7,7 @@ import { loadConfigFile, peerUris, type NodeConfig } from "../../core/config.ts"
 import { P2PError } from "../../core/errors.ts";
 import { Node } from "../../core/node.ts";
 import { formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus } from "../format.ts";
-// Peers are named as in `openclaw p2p`: an address, a peer id (`0200-1234-...`, as session keys show it) or an alias.
-import { corePeerRef } from "../openclaw/target.ts";
+import { peerRef } from "../peer-ref.ts";
 import { runSetup } from "./setup.ts";
 
 export interface CommandContext {
@@ -54,7 +53,7 @@ function str(ctx: CommandContext, name: string): string | undefined {
 
 /** The first argument as a peer reference for the core (a peer id mapped to its address). */
 function peerArg(ctx: CommandContext): string {
-  return corePeerRef(ctx.positionals[0]!);
+  return peerRef(ctx.positionals[0]!);
 }
 
 export const COMMANDS: Record<string, Command> = {
@@ -131,7 +130,7 @@ export const COMMANDS: Record<string, Command> = {
     args: [0, 0],
     run: (ctx) => withNode(ctx, (n) => {
       const peerOpt = str(ctx, "peer");
-      const rows = n.inbox({ peer: peerOpt === undefined ? undefined : corePeerRef(peerOpt), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
+      const rows = n.inbox({ peer: peerOpt === undefined ? undefined : peerRef(peerOpt), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
       return { json: rows, text: formatMessages(rows) };
     }),
   },

@@ -4,32 +4,20 @@
  * `-`); sending maps it back to the address. A target may be written as an address, a peer id, or an alias, each
  * optionally prefixed `ipv6-p2p:`. Pure: aliases are resolved against the store later, by the core.
  */
-import { addressFromPeerId, canonicalAddress, formatIPv6, isYggdrasilAddress, parseIPv6, peerIdFromAddress } from "../../core/address.ts";
+import { isYggdrasilAddress, parseIPv6, peerIdFromAddress } from "../../core/address.ts";
+// Reading a peer reference is shared with the declaw CLI (peer-ref.ts); the channel's own prefix is one of its prefixes.
+import { addressOfPeerId, peerRef, stripPrefix } from "../peer-ref.ts";
 import { CHANNEL_ID } from "./config.ts";
 
-const PREFIXES = [`${CHANNEL_ID}:`, "p2p:", "ipv6:"];
 // Same shape the core accepts for aliases (letters first, then letters, digits, _ . -), case-insensitive lookup.
 const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 
-export function stripPrefix(raw: string): string {
-  let s = raw.trim();
-  for (;;) {
-    const p = PREFIXES.find((x) => s.toLowerCase().startsWith(x));
-    if (!p) return s;
-    s = s.slice(p.length).trim();
-  }
-}
+export { addressOfPeerId, peerRef as corePeerRef, stripPrefix };
 
 /** Peer id for an address text, or undefined when the text is not a 200::/7 address. */
 export function peerIdOf(address: string): string | undefined {
   const b = parseIPv6(address);
   return b && isYggdrasilAddress(b) ? peerIdFromAddress(b) : undefined;
-}
-
-/** Address text for a peer id, or undefined. */
-export function addressOfPeerId(id: string): string | undefined {
-  const b = addressFromPeerId(id.toLowerCase());
-  return b ? formatIPv6(b) : undefined;
 }
 
 /**
@@ -44,12 +32,6 @@ export function normalizeTarget(raw: string): string | undefined {
   if (fromId) return peerIdOf(fromId);
   if (s.includes(":")) return peerIdOf(s);
   return ALIAS_RE.test(s) ? s : undefined;
-}
-
-/** What to hand to the core (`Node.send`, `resolvePeer`): an address for addresses and peer ids, else the alias. */
-export function corePeerRef(raw: string): string {
-  const s = stripPrefix(raw).replace(/^\[(.*)\]$/, "$1");
-  return addressOfPeerId(s) ?? canonicalAddress(s) ?? s;
 }
 
 export function looksLikePeer(raw: string): boolean {
