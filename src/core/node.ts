@@ -316,10 +316,19 @@ export class Node {
       { id: newMessageId(now), peer: row.address, kind, content: text, ts: now, protocol: row.protocol, expiresAt: now + this.config.maxMessageAgeMs },
       now,
     );
-    const claimed = this.store.claimMessage(msg.id, Date.now(), LEASE_MS);
-    if (!claimed) return { state: "queued", id: msg.id, peer: row.address, reason: "taken by the running node's outbox", nextAttemptAt: now };
-    const outbox = this.#outbox ?? new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
-    const r = await outbox.attempt(claimed);
+    let r: Awaited<ReturnType<Outbox["attempt"]>>;
+    try {
+      const claimed = this.store.claimMessage(msg.id, Date.now(), LEASE_MS);
+      if (!claimed) return { state: "queued", id: msg.id, peer: row.address, reason: "taken by the running node's outbox", nextAttemptAt: now };
+      const outbox = this.#outbox ?? new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
+      r = await outbox.attempt(claimed);
+    } catch (err) {
+      // The message is stored: whatever went wrong with this first try (a store locked too long, say), it is queued,
+      // and the outbox tries it again once the lease ends. Saying "failed" here would invite a duplicate send.
+      const e = err as { code?: string; message?: string };
+      this.#log.warn(`message ${msg.id} to ${row.address}: first attempt did not complete: ${e.message ?? String(err)}`);
+      return { state: "queued", id: msg.id, peer: row.address, reason: `stored, but the first attempt did not complete (${e.code ?? "error"}: ${e.message ?? String(err)}); it is retried`, nextAttemptAt: Date.now() + LEASE_MS };
+    }
     if (r.state === "delivered") return { state: "delivered", id: msg.id, peer: row.address, deliveredAt: r.deliveredAt, receipt: JSON.parse(r.receipt) as Receipt };
     if (r.state === "sent") return { state: "sent", id: msg.id, peer: row.address, sentAt: r.sentAt };
     if (r.state === "queued") {

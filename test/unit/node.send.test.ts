@@ -9,6 +9,7 @@ import type { TestContext } from "node:test";
 import { test } from "node:test";
 import { deriveAddress, formatIPv6, parseIPv6 } from "../../src/core/address.ts";
 import { keyPairFromSeed } from "../../src/core/keys.ts";
+import { P2PError } from "../../src/core/errors.ts";
 import { Node } from "../../src/core/node.ts";
 import { MAX_BODY_BYTES, MAX_CONTENT_BYTES } from "../../src/core/wire.ts";
 import { tempDir } from "../helpers/store-fixture.ts";
@@ -73,4 +74,17 @@ test("escape-heavy content that still fits is stored and tried (the check is the
   assert.equal(r.state, "queued", "nobody listens there: queued for a retry");
   assert.equal(node.outbox()[0]?.content, text);
   assert.deepEqual(node.peers().map((p) => p.address), [NOBODY], "writing to someone adds them as a peer");
+});
+
+test("a failure after the message is stored is reported as queued, never as an error that invites sending it again", async (t) => {
+  const node = openNode(t);
+  // A store that fails right after the message was written (as a write lock held past the busy timeout would).
+  node.store.claimMessage = () => {
+    throw new P2PError("P2P_ERR_STORAGE", "database is locked");
+  };
+  const r = await node.send(NOBODY, "hello");
+  assert.equal(r.state, "queued");
+  assert.match(r.state === "queued" ? r.reason : "", /^stored, but the first attempt did not complete \(P2P_ERR_STORAGE: database is locked\)/);
+  assert.equal(node.outbox()[0]?.id, r.id, "it is in the outbox");
+  assert.equal(node.outbox()[0]?.state, "queued");
 });
