@@ -13,7 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Store } from "../../src/core/store.ts";
 import type { Node, SendResult } from "../../src/core/node.ts";
-import { newMessageId } from "../../src/core/wire.ts";
+import { buildEnvelope, newMessageId } from "../../src/core/wire.ts";
+import { generateKeyPair } from "../../src/core/keys.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { peerIdFromAddress, parseIPv6 } from "../../src/core/address.ts";
 import { CHANNEL_ID, resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
@@ -210,10 +211,20 @@ describe("policy", () => {
     assert.ok(parts.every((p) => Buffer.byteLength(p) <= 32_768));
     assert.deepEqual(splitUtf8("short"), ["short"]);
   });
+
+  it("splits a reply so that every part's signed envelope fits the body limit, escapes included", () => {
+    const self = { ...generateKeyPair(), address: PEER_B };
+    // 20,000 bytes of UTF-8 but 120,000 once JSON-escaped; then quotes and newlines (2 bytes each in JSON).
+    const text = `${"\u0001".repeat(20_000)}\n${'"\\'.repeat(20_000)}\n${"é".repeat(20_000)}`;
+    const parts = splitUtf8(text);
+    assert.equal(parts.join(""), text);
+    assert.ok(parts.length >= 4, `${parts.length} parts`);
+    for (const p of parts) assert.doesNotThrow(() => buildEnvelope(self, PEER_A, "chat", p), `a part of ${Buffer.byteLength(p)} bytes`);
+  });
 });
 
 describe("inbound loop", () => {
-  function setup(pluginConfig: Record<string, unknown>) {
+  function setup(pluginConfig: Record<string, unknown>, send = fakeSend) {
     const dir = tmp();
     const dataDir = join(dir, "data");
     loadOrCreateIdentity(dataDir);
@@ -245,7 +256,7 @@ describe("inbound loop", () => {
       const now = Date.now();
       store.acceptInbound([{ id: newMessageId(now), peer, kind: "chat", content, ts: now, protocol: 2, storedAt: now }]);
     };
-    const loop = runInboundLoop(ctx, { dispatch, pollIntervalMs: 20, send: fakeSend });
+    const loop = runInboundLoop(ctx, { dispatch, pollIntervalMs: 20, send });
     const waitFor = async (pred: () => boolean, what: string) => {
       for (let i = 0; i < 300 && !pred(); i++) await new Promise((r) => setTimeout(r, 20));
       assert.ok(pred(), `timed out waiting for ${what}`);
@@ -258,6 +269,25 @@ describe("inbound loop", () => {
     };
     return { store, calls, status, inbound, waitFor, stop, reply, dataDir };
   }
+
+  it("a reply part refused before it was stored is reported, and the other parts still go", async () => {
+    let calls = 0;
+    const flaky = async (node: Node, peer: string, text: string): Promise<SendResult> => {
+      if (calls++ === 0) throw new Error("no peer \"alice\"");
+      return fakeSend(node, peer, text);
+    };
+    const t = setup({}, flaky);
+    try {
+      t.store.upsertPeer({ address: PEER_A, alias: "alice", trust: "trusted" });
+      t.reply.text = `${"a".repeat(30_000)}\n${"b".repeat(30_000)}`; // two parts
+      t.inbound(PEER_A, "hello agent");
+      await t.waitFor(() => t.store.listOutbox({ limit: 10 }).length === 1, "the second part in the outbox");
+      assert.equal(t.store.listOutbox({ limit: 10 })[0]!.content, "b".repeat(30_000));
+      await t.waitFor(() => t.status.some((x) => /part of the reply to alice not sent: no peer "alice"/.test(String(x.lastError))), "the error reported");
+    } finally {
+      await t.stop();
+    }
+  });
 
   it("dispatches trusted peers into their own session, without command rights, and sends the reply back", async () => {
     const t = setup({});

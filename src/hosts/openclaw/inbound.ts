@@ -20,7 +20,12 @@ export const POLL_INTERVAL_MS = 500;
 export const MAX_PARALLEL_PEERS = 4;
 const STATUS_INTERVAL_MS = 5_000;
 const BATCH = 200;
+// wire.ts's limits, repeated so that loading this module loads no core code: content of at most MAX_CONTENT_BYTES
+// UTF-8 bytes, and a signed envelope of at most MAX_BODY_BYTES as JSON, where the content's escapes (\" \\ \n: 2
+// bytes, other control characters: 6) count too. The envelope's other fields take well under ENVELOPE_ROOM bytes.
 const MAX_CONTENT_BYTES = 32_768;
+const MAX_BODY_BYTES = 65_536;
+const ENVELOPE_ROOM = 1_024;
 
 /** The parts of OpenClaw's ChannelGatewayContext we use (kept structural: the SDK types are large). */
 export interface LoopContext {
@@ -64,26 +69,41 @@ function isStateContention(err: unknown): boolean {
   return e?.name === "StateDatabaseCoordinatorContentionError" || /another OpenClaw process owns/i.test(e?.message ?? "");
 }
 
-/** Splits text into pieces of at most `maxBytes` UTF-8 bytes, on code point boundaries (prefers line breaks). */
-export function splitUtf8(text: string, maxBytes = MAX_CONTENT_BYTES): string[] {
-  if (Buffer.byteLength(text, "utf8") <= maxBytes) return [text];
+/** UTF-8 bytes of one code point as JSON.stringify writes it inside a string. */
+function jsonBytes(ch: string): number {
+  const c = ch.codePointAt(0)!;
+  if (ch === '"' || ch === "\\" || ch === "\b" || ch === "\f" || ch === "\n" || ch === "\r" || ch === "\t") return 2;
+  if (c < 0x20) return 6;
+  return Buffer.byteLength(ch, "utf8");
+}
+
+/**
+ * Splits text into pieces that each fit one message: at most `maxBytes` UTF-8 bytes, and at most `maxJsonBytes` once
+ * JSON-escaped (so the signed envelope stays within the body limit); on code point boundaries, preferring line breaks.
+ */
+export function splitUtf8(text: string, maxBytes = MAX_CONTENT_BYTES, maxJsonBytes = MAX_BODY_BYTES - ENVELOPE_ROOM): string[] {
   const out: string[] = [];
   let rest = text;
-  while (Buffer.byteLength(rest, "utf8") > maxBytes) {
+  for (;;) {
     let bytes = 0;
+    let json = 0;
     let cut = 0;
     for (const ch of rest) {
       const n = Buffer.byteLength(ch, "utf8");
-      if (bytes + n > maxBytes) break;
+      const j = jsonBytes(ch);
+      if (bytes + n > maxBytes || json + j > maxJsonBytes) break;
       bytes += n;
+      json += j;
       cut += ch.length;
     }
-    const nl = rest.lastIndexOf("\n", cut);
-    if (nl > cut / 2) cut = nl + 1;
+    if (cut === rest.length) break;
+    if (cut === 0) cut = (rest.codePointAt(0) ?? 0) > 0xffff ? 2 : 1; // a budget smaller than one character
+    const nl = rest.lastIndexOf("\n", cut - 1);
+    if (nl >= cut / 2) cut = nl + 1;
     out.push(rest.slice(0, cut));
     rest = rest.slice(cut);
   }
-  if (rest.length > 0) out.push(rest);
+  if (rest.length > 0 || out.length === 0) out.push(rest);
   return out;
 }
 
@@ -340,7 +360,16 @@ async function dispatchOne(
       return;
     }
     for (const part of splitUtf8(text)) {
-      const r = await send(node, address, part);
+      let r: SendResult;
+      try {
+        r = await send(node, address, part);
+      } catch (err) {
+        // Refused before it was stored (the peer was removed meanwhile, say): said, and the other parts still go.
+        const msg = `part of the reply to ${who} not sent: ${(err as Error).message}`;
+        onError(msg);
+        ctx.log?.warn(`${CHANNEL_ID}: ${msg}`);
+        continue;
+      }
       onOutbound();
       if (r.state === "failed") {
         onError(`reply to ${who} refused: ${r.reason}`);
