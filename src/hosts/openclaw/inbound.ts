@@ -69,14 +69,6 @@ function isStateContention(err: unknown): boolean {
   return e?.name === "StateDatabaseCoordinatorContentionError" || /another OpenClaw process owns/i.test(e?.message ?? "");
 }
 
-/** UTF-8 bytes of one code point as JSON.stringify writes it inside a string. */
-function jsonBytes(ch: string): number {
-  const c = ch.codePointAt(0)!;
-  if (ch === '"' || ch === "\\" || ch === "\b" || ch === "\f" || ch === "\n" || ch === "\r" || ch === "\t") return 2;
-  if (c < 0x20) return 6;
-  return Buffer.byteLength(ch, "utf8");
-}
-
 /**
  * Splits text into pieces that each fit one message: at most `maxBytes` UTF-8 bytes, and at most `maxJsonBytes` once
  * JSON-escaped (so the signed envelope stays within the body limit); on code point boundaries, preferring line breaks.
@@ -90,7 +82,7 @@ export function splitUtf8(text: string, maxBytes = MAX_CONTENT_BYTES, maxJsonByt
     let cut = 0;
     for (const ch of rest) {
       const n = Buffer.byteLength(ch, "utf8");
-      const j = jsonBytes(ch);
+      const j = Buffer.byteLength(JSON.stringify(ch), "utf8") - 2; // as the envelope will escape it, minus the quotes
       if (bytes + n > maxBytes || json + j > maxJsonBytes) break;
       bytes += n;
       json += j;
