@@ -1,10 +1,11 @@
 /**
  * The node's identity: one Ed25519 key pair, stored in `<data_dir>/identity.json` (mode 0600), created atomically on
  * first use and never overwritten. The Yggdrasil address and subnet are derived from the public key and stored
- * alongside so that a mismatch (a hand-edited or damaged file) is caught before the node speaks.
+ * alongside so that a mismatch (a hand-edited or damaged file) is caught before the node speaks. (Node.open refuses
+ * to create one for a data directory whose database was already used under an identity.)
  */
 import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { deriveAddress, deriveSubnet, formatIPv6, bytesEqual } from "./address.ts";
 import { dataDirError } from "./config.ts";
 import { P2PError } from "./errors.ts";
@@ -65,7 +66,7 @@ export function loadOrCreateIdentity(dataDir: string): Identity {
   try {
     statSync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw corrupt(file, (err as Error).message, err);
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw unreadable(dataDir, file, err);
     exists = false;
   }
   if (!exists) {
@@ -97,7 +98,7 @@ export function loadIdentity(file: string): Identity {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw corrupt(file, `cannot read it: ${(err as Error).message}`, err);
+    throw unreadable(dirname(file), file, err);
   }
   let parsed: unknown;
   try {
@@ -106,6 +107,11 @@ export function loadIdentity(file: string): Identity {
     throw corrupt(file, "it is not valid JSON");
   }
   const f = parsed as Partial<IdentityFile>;
+  if (typeof f?.version === "number" && Number.isInteger(f.version) && f.version > IDENTITY_FORMAT_VERSION) {
+    throw new P2PError("P2P_ERR_IDENTITY_CORRUPT", `identity file ${file} was written by a newer declaw (format version ${f.version}; this one reads ${IDENTITY_FORMAT_VERSION}); refusing to start`, {
+      hint: "upgrade declaw (and the OpenClaw plugin) to the version that wrote it; the file is left as it is",
+    });
+  }
   if (typeof parsed !== "object" || parsed === null || f.version !== IDENTITY_FORMAT_VERSION) {
     throw corrupt(file, `unknown format (expected version ${IDENTITY_FORMAT_VERSION})`);
   }
@@ -129,6 +135,18 @@ function decodeB64(v: unknown, len: number): Uint8Array | undefined {
   if (typeof v !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return undefined;
   const b = Buffer.from(v, "base64");
   return b.length === len && b.toString("base64") === v ? new Uint8Array(b) : undefined;
+}
+
+/** A file we may not read (or a directory we may not search) is a permissions problem, not a damaged identity. */
+function unreadable(dataDir: string, file: string, err: unknown): P2PError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") {
+    return dataDirError(dataDir, err) ?? new P2PError("P2P_ERR_DATA_DIR", `cannot read ${file}: permission denied`, {
+      hint: `run as the user that owns ${dataDir} (its files are private to their owner), or fix the owner: sudo chown -R "$(id -un)" ${dataDir}`,
+      cause: err,
+    });
+  }
+  return corrupt(file, `cannot read it: ${(err as Error).message}`, err);
 }
 
 function corrupt(file: string, why: string, cause?: unknown): P2PError {

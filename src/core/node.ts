@@ -5,7 +5,7 @@
  *
  * Lifecycle: open -> start -> stop (idempotent). A node that is only opened (CLI commands) holds no sockets.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { canonicalAddress, isYggdrasilAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
@@ -13,12 +13,12 @@ import { pingPeer, type PingResult } from "./client.ts";
 import { DEFAULT_CONFIG, type NodeConfig } from "./config.ts";
 import { P2PError } from "./errors.ts";
 import { writeFileAtomic } from "./fsutil.ts";
-import { loadOrCreateIdentity, type Identity } from "./identity.ts";
+import { IDENTITY_FILE, loadOrCreateIdentity, type Identity } from "./identity.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { DEFAULT_PEER_PORT, LEASE_MS, Outbox } from "./outbox.ts";
 import { RunLock } from "./run-lock.ts";
 import { PeerServer } from "./server.ts";
-import { Store, type MessageRow, type PeerRow } from "./store.ts";
+import { DB_FILE, Store, type MessageRow, type PeerRow } from "./store.ts";
 import { buildEnvelope, MAX_CONTENT_BYTES, newMessageId, SUPPORTED_KINDS, type Receipt } from "./wire.ts";
 import { diagnoseYggdrasil, YggdrasilSupervisor, type YggStatus } from "../yggdrasil/supervisor.ts";
 import { pidAlive } from "./process.ts";
@@ -104,19 +104,34 @@ export class Node {
     this.#localAddress = o.localAddress;
   }
 
-  /** Opens the data directory: identity (created on first use) and store. No sockets, no timers. */
+  /**
+   * Opens the data directory: store and identity (created on first use). No sockets, no timers. "First use" excludes a
+   * database that already served under a key (it recorded our address, or holds messages): an identity.json missing
+   * there (a partial restore, a copy made without it) is refused rather than replaced by a key no peer has pinned,
+   * which would also be presented under the recorded address.
+   */
   static open(o: { dataDir: string; config?: Partial<NodeConfig>; log?: Logger; host?: string; localAddress?: string }): Node {
-    const identity = loadOrCreateIdentity(o.dataDir);
     const store = Store.open(o.dataDir);
-    return new Node({
-      dataDir: o.dataDir,
-      config: { ...DEFAULT_CONFIG, ...o.config },
-      log: o.log ?? silentLogger,
-      host: o.host ?? "declaw",
-      identity,
-      store,
-      localAddress: o.localAddress,
-    });
+    try {
+      if (identityMissing(o.dataDir) && (store.getMeta(SELF_ADDRESS_META) !== undefined || store.hasMessages())) {
+        const file = join(o.dataDir, IDENTITY_FILE);
+        throw new P2PError("P2P_ERR_IDENTITY_CORRUPT", `identity file ${file} is missing, but this data directory's database was already used under an identity; refusing to create a new one`, {
+          hint: `restore ${file} from a backup (peers pinned its key); to start over with a new identity instead, move ${join(o.dataDir, DB_FILE)}* out of the way too`,
+        });
+      }
+      return new Node({
+        dataDir: o.dataDir,
+        config: { ...DEFAULT_CONFIG, ...o.config },
+        log: o.log ?? silentLogger,
+        host: o.host ?? "declaw",
+        identity: loadOrCreateIdentity(o.dataDir),
+        store,
+        localAddress: o.localAddress,
+      });
+    } catch (err) {
+      store.close();
+      throw err;
+    }
   }
 
   /** The address peers reach us at (see addressFor); a process that did not start a node knows no mode. */
@@ -449,6 +464,16 @@ export function addressFor(ygg: Pick<YggStatus, "effectiveMode" | "address"> | u
 }
 
 /** Whether `hb` is process `pid`'s and was written within HEARTBEAT_STALE_MS. */
+/** identity.json is absent (an unreadable one is loadOrCreateIdentity's to report). */
+function identityMissing(dataDir: string): boolean {
+  try {
+    statSync(join(dataDir, IDENTITY_FILE));
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ENOENT";
+  }
+}
+
 function heartbeatFresh(hb: Heartbeat | undefined, pid: number): boolean {
   return hb?.pid === pid && Date.now() - hb.updatedAt <= HEARTBEAT_STALE_MS;
 }

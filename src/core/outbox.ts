@@ -134,7 +134,7 @@ export class Outbox {
       d = "failed" in env ? env.failed : await deliverV2(target, env.value, peer?.publicKey ?? null);
       if (d.kind === "v1-only") {
         log.info(`${row.peer} does not speak v2; using legacy v1 from now on`);
-        store.upsertPeer({ address: row.peer, protocol: 1 });
+        store.setPeerProtocol(row.peer, 1); // a peer removed meanwhile stays removed
         d = await this.#sendV1(target, row);
       }
     }
@@ -142,10 +142,12 @@ export class Outbox {
     switch (d.kind) {
       case "delivered": {
         const receipt = d.receipt ? JSON.stringify(d.receipt) : null;
-        // A peer whose address is not derived from its app key (system-mode Yggdrasil) is pinned on first receipt.
+        // A peer whose address is not derived from its app key (system-mode Yggdrasil) is pinned on first receipt;
+        // one the user removed while the message was on its way is not re-created.
         if (d.receipt && !peer?.publicKey) {
           const derived = keyMatchesAddress(Buffer.from(d.receipt.key, "base64"), parseIPv6(row.peer)!);
-          store.bindKey(row.peer, d.receipt.key, derived ? "derived" : "tofu", done);
+          const bound = store.bindReceiptKey(row.peer, d.receipt.key, derived ? "derived" : "tofu", done);
+          if (bound && !bound.ok) log.warn(`${row.peer}: the receipt's key was not pinned (${bound.reason === "blocked" ? "the peer is blocked" : "another key was pinned meanwhile"})`);
         }
         store.markDelivered(row.id, receipt, d.storedAt);
         // Without a receipt (legacy v1 peers) the store records "sent": accepted, but storage is not proven.

@@ -47,8 +47,22 @@ export class RunLock {
     this.#path = join(o.dataDir, LOCK_FILE);
   }
 
-  /** Takes the lock, or throws P2P_ERR_PORT_IN_USE naming the process that holds it. */
+  /**
+   * Takes the lock, or throws P2P_ERR_PORT_IN_USE naming the process that holds it, or P2P_ERR_DATA_DIR when the lock
+   * file cannot be written or replaced (a read-only or full data directory, wrong owner).
+   */
   acquire(now = Date.now()): void {
+    try {
+      this.#acquire(now);
+    } catch (err) {
+      if (err instanceof P2PError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      const hint = code === "ENOSPC" || code === "EDQUOT" ? "free some disk space, then start again" : `make ${this.#o.dataDir} writable by this user (it is private to its owner), or choose another data directory`;
+      throw new P2PError("P2P_ERR_DATA_DIR", `cannot take the run lock ${this.#path}: ${(err as Error).message}`, { hint, cause: err });
+    }
+  }
+
+  #acquire(now: number): void {
     const mine: LockInfo = { pid: process.pid, hostname: hostname(), since: now, host: this.#o.host };
     for (let tries = 0; tries < 3; tries++) {
       if (createFileExclusive(this.#path, `${JSON.stringify(mine)}\n`)) {

@@ -249,6 +249,7 @@ export class Store {
   #updatePeer: StatementSync;
   #deletePeer: StatementSync;
   #touchPeer: StatementSync;
+  #setProtocol: StatementSync;
   #pinKey: StatementSync;
   #recordMismatch: StatementSync;
   #listPeers: StatementSync;
@@ -306,6 +307,7 @@ export class Store {
     );
     this.#deletePeer = p("DELETE FROM peers WHERE address = ?");
     this.#touchPeer = p("UPDATE peers SET last_seen = ? WHERE address = ?");
+    this.#setProtocol = p("UPDATE peers SET protocol = ? WHERE address = ?");
     this.#pinKey = p("UPDATE peers SET public_key = ?, key_binding = ?, last_seen = ? WHERE address = ?");
     this.#recordMismatch = p("UPDATE peers SET last_key_mismatch_at = ?, last_mismatch_key = ? WHERE address = ?");
     this.#listPeers = p("SELECT * FROM peers ORDER BY first_seen, address LIMIT ? OFFSET ?");
@@ -595,14 +597,33 @@ export class Store {
    * lastSeen when the key matches, to LAST_SEEN_RESOLUTION_MS: a sender seen that recently costs a read, no commit.
    */
   bindKey(address: string, publicKey: string, binding: "derived" | "tofu", now: number): BindKeyResult {
+    return this.#bindKey(address, publicKey, binding, now, true)!;
+  }
+
+  /**
+   * bindKey for a key that a delivery receipt proved (the outbox), but only for a peer that is still known: a peer the
+   * user removed while a message to it was on its way stays removed (undefined), instead of coming back as pending.
+   */
+  bindReceiptKey(address: string, publicKey: string, binding: "derived" | "tofu", now: number): BindKeyResult | undefined {
+    return this.#bindKey(address, publicKey, binding, now, false);
+  }
+
+  #bindKey(address: string, publicKey: string, binding: "derived" | "tofu", now: number, create: boolean): BindKeyResult | undefined {
     // Fast path on a read snapshot: nothing would change except timestamps within their resolution.
     const seen = this.#run("check a peer's key", () => this.#getPeer.get(address));
+    if (seen === undefined && !create) return undefined;
     const unchanged = seen && unchangedBinding(seen, publicKey, now);
     if (unchanged) return withPeer(unchanged, toPeer(seen));
     return this.#tx("bind a peer's key", () => {
+      if (!create && this.#getPeer.get(address) === undefined) return undefined;
       const b = this.#bind(address, publicKey, binding, now);
       return withPeer(b, toPeer(this.#getPeer.get(address) as Row));
     });
+  }
+
+  /** Records which protocol a known peer speaks (the outbox's v1 fallback); false, creating nothing, for an unknown one. */
+  setPeerProtocol(address: string, protocol: 1 | 2): boolean {
+    return this.#run("save a peer's protocol", () => Number(this.#setProtocol.run(protocol, address).changes) > 0);
   }
 
   /** bindKey's check and writes, in the caller's transaction. */
@@ -829,6 +850,11 @@ export class Store {
   pruneReplay(now: number, windowMs: number): number {
     const horizon = now - windowMs;
     return this.#run("prune the replay memory", () => Number(this.#replayPrune.run(horizon, horizon).changes));
+  }
+
+  /** True once any message was stored, sent or received (Node.open: the data directory has spoken under a key). */
+  hasMessages(): boolean {
+    return this.#run("look for messages", () => this.#db.prepare("SELECT 1 AS found FROM messages LIMIT 1").get() !== undefined);
   }
 
   getMeta(key: string): string | undefined {

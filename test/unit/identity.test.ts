@@ -12,6 +12,9 @@ import { loadOrCreateIdentity, loadIdentity, yggdrasilPrivateKeyHex, IDENTITY_FI
 import { deriveAddress, formatIPv6, parseIPv6 } from "../../src/core/address.ts";
 import { generateKeyPair } from "../../src/core/keys.ts";
 import { P2PError } from "../../src/core/errors.ts";
+import { Node } from "../../src/core/node.ts";
+import { DB_FILE } from "../../src/core/store.ts";
+import { newMessageId } from "../../src/core/wire.ts";
 import { YGGDRASIL_SKIP_REASON, yggdrasilDerive } from "../helpers/ygg-cli.ts";
 
 const IDENTITY_MODULE = new URL("../../src/core/identity.ts", import.meta.url).href;
@@ -76,7 +79,20 @@ function expectCorrupt(mutate: (json: Record<string, unknown>, file: string) => 
 test("corrupt JSON is refused, file unchanged", () => expectCorrupt(() => "{ \"version\": 1, "));
 test("empty file is refused", () => expectCorrupt(() => ""));
 test("JSON that is not an object is refused", () => expectCorrupt(() => "[1,2,3]"));
-test("unknown version is refused", () => expectCorrupt((j) => JSON.stringify({ ...j, version: 2 })));
+test("unknown version is refused", () => expectCorrupt((j) => JSON.stringify({ ...j, version: 0 })));
+test("a file from a newer declaw (higher version) is refused with an upgrade hint, not called damaged", () => {
+  const dir = tmp();
+  try {
+    const id = loadOrCreateIdentity(dir);
+    writeFileSync(id.file, JSON.stringify({ ...JSON.parse(readFileSync(id.file, "utf8")), version: 2 }));
+    const before = readFileSync(id.file);
+    assert.throws(() => loadOrCreateIdentity(dir), (err: unknown) =>
+      err instanceof P2PError && err.code === "P2P_ERR_IDENTITY_CORRUPT" && /newer declaw/.test(err.message) && /upgrade/.test(err.hint ?? "") && !/backup/.test(err.hint ?? ""));
+    assert.deepEqual(readFileSync(id.file), before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 test("wrong stored address is refused", () => expectCorrupt((j) => {
   const other = formatIPv6(deriveAddress(generateKeyPair().publicKey));
   return JSON.stringify({ ...j, address: other });
@@ -104,7 +120,7 @@ test("identity path that is a directory (unreadable) is refused", () => {
   }
 });
 
-test("identity file without read permission is refused (EACCES)", { timeout: 20_000 }, async () => {
+test("identity file without read permission is a permissions problem (P2P_ERR_DATA_DIR naming the owner), not a damaged file", { timeout: 20_000 }, async () => {
   const dir = tmp();
   try {
     const id = loadOrCreateIdentity(dir);
@@ -115,17 +131,18 @@ test("identity file without read permission is refused (EACCES)", { timeout: 20_
       const r = await runNode(
         `import { loadIdentity } from ${JSON.stringify(IDENTITY_MODULE)};
          try { loadIdentity(${JSON.stringify(id.file)}); console.log("LOADED"); }
-         catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
+         catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })); }`,
         ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"],
       );
       const out = JSON.parse(r.stdout.trim());
-      assert.equal(out.code, "P2P_ERR_IDENTITY_CORRUPT", r.stdout + r.stderr);
+      assert.equal(out.code, "P2P_ERR_DATA_DIR", r.stdout + r.stderr);
       assert.ok(out.message.includes(id.file));
-      assert.match(out.message, /EACCES|permission denied/i);
+      assert.match(out.message, /permission denied/i);
+      assert.match(out.hint, /owns/);
     } else {
       chmodSync(id.file, 0o000);
       assert.throws(() => loadIdentity(id.file), (err: unknown) =>
-        err instanceof P2PError && err.code === "P2P_ERR_IDENTITY_CORRUPT" && err.message.includes(id.file));
+        err instanceof P2PError && err.code === "P2P_ERR_DATA_DIR" && err.message.includes(id.file));
       chmodSync(id.file, 0o600);
     }
     assert.deepEqual(readFileSync(id.file), before);
@@ -185,6 +202,35 @@ test("the real yggdrasil binary derives our address from our PrivateKey", { skip
     const hex = yggdrasilPrivateKeyHex(id);
     assert.equal(yggdrasilDerive(hex, "-address"), id.address);
     assert.equal(yggdrasilDerive(hex, "-subnet"), id.subnet);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a data directory whose database was used under a key never gets a new key when identity.json goes missing", () => {
+  const dir = tmp();
+  try {
+    const first = Node.open({ dataDir: dir });
+    const address = first.address;
+    first.store.enqueueOutbound({ id: newMessageId(1), peer: "200::1", kind: "chat", content: "hi", ts: 1, protocol: 2, expiresAt: Date.now() + 60_000 }, 1);
+    first.close();
+    rmSync(join(dir, IDENTITY_FILE)); // a partial restore, a copy made without it
+
+    assert.throws(() => Node.open({ dataDir: dir }), (err: unknown) =>
+      err instanceof P2PError && err.code === "P2P_ERR_IDENTITY_CORRUPT" && err.message.includes(join(dir, IDENTITY_FILE)) && /backup/.test(err.hint ?? ""));
+    assert.throws(() => statSync(join(dir, IDENTITY_FILE)), "no new identity was written");
+
+    // Peers added by hand (no message, no recorded address) do not tie the directory to a key: a first identity is made.
+    const fresh = tmp();
+    const setup = Node.open({ dataDir: fresh });
+    setup.store.upsertPeer({ address: "200::2", trust: "trusted" });
+    setup.close();
+    rmSync(join(fresh, IDENTITY_FILE));
+    const again = Node.open({ dataDir: fresh });
+    assert.notEqual(again.address, address);
+    again.close();
+    rmSync(fresh, { recursive: true, force: true });
+    assert.ok(statSync(join(dir, DB_FILE)).isFile(), "the database is left as it was");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -73,6 +73,20 @@ test("a lock left by a dead process, or by a reused pid with no heartbeat, is ta
   assert.equal(JSON.parse(readFileSync(join(dir2, LOCK_FILE), "utf8")).pid, process.pid);
 });
 
+test("a lock that cannot be written is a coded data-directory error with a next step, not a raw exception", (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const notADir = join(dir, "a-file");
+  writeFileSync(notADir, "");
+  // A data directory that cannot hold files (here a path through a file: ENOTDIR; read-only or full ones alike).
+  assert.throws(() => lock(join(notADir, "data")).acquire(), (err: unknown) => {
+    const e = err as { code?: string; message?: string; hint?: string };
+    assert.equal(e.code, "P2P_ERR_DATA_DIR");
+    assert.match(e.message ?? "", /run lock .*node\.lock/);
+    assert.match(e.hint ?? "", /writable|disk space/);
+    return true;
+  });
+});
+
 test("release leaves a lock that another process has taken since", (t) => {
   const dir = tempDir(t, "declaw-lock-");
   const l = lock(dir);

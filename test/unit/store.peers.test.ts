@@ -182,6 +182,29 @@ test("bindKey: a different key is a mismatch, recorded on the row, and the pin s
   assert.equal(later.peer.lastKeyMismatchAt, 2000 + LAST_SEEN_RESOLUTION_MS);
 });
 
+test("bindReceiptKey (the outbox's pin on a receipt): pins a known peer's key, and never re-creates a removed peer", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, trust: "trusted" }, 1);
+  const r = store.bindReceiptKey(PEER_A, KEY_A, "tofu", 1000);
+  assert.equal(r?.ok, true);
+  assert.equal(store.getPeer(PEER_A)?.publicKey, KEY_A);
+  assert.equal(store.getPeer(PEER_A)?.trust, "trusted");
+
+  store.removePeer(PEER_A); // the user removed it while a message was on its way
+  assert.equal(store.bindReceiptKey(PEER_A, KEY_A, "tofu", 2000), undefined);
+  assert.equal(store.getPeer(PEER_A), undefined, "not back as a pending peer");
+});
+
+test("setPeerProtocol (the outbox's v1 fallback) updates a known peer only", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, trust: "trusted", port: 9000 }, 1);
+  assert.equal(store.setPeerProtocol(PEER_A, 1), true);
+  assert.equal(store.getPeer(PEER_A)?.protocol, 1);
+  assert.equal(store.getPeer(PEER_A)?.port, 9000);
+  assert.equal(store.setPeerProtocol(PEER_B, 1), false);
+  assert.equal(store.getPeer(PEER_B), undefined);
+});
+
 test("bindKey: a blocked peer is refused as blocked, whatever the key; its key is not pinned by it", (t) => {
   const { store } = openTemp(t);
   store.setTrust(PEER_A, "blocked", 1);
