@@ -135,6 +135,18 @@ export function normalisePeers(response: unknown): AdminPeer[] {
   });
 }
 
+/**
+ * A peer URI as 0.4.7's getPeers `remote` shows it, for telling whether a configured peer is linked: 0.4.7 drops the
+ * query (`?key=...`) and a trailing slash (`tcp://127.0.0.1:39411?key=<hex>` and `tcp://[::1]:39412/` come back as
+ * `tcp://127.0.0.1:39411` and `tcp://[::1]:39412`), keeps the host as configured (a hostname, or `[0:0::1]`, stays
+ * as written: checked on Debian's 0.4.7), and Go lowercases the scheme. So: no query, fragment or trailing slash,
+ * lowercase scheme, the rest as given.
+ */
+export function peerUriKey(uri: string): string {
+  const bare = uri.trim().replace(/[?#].*$/s, "").replace(/\/+$/, "");
+  return bare.replace(/^[a-z][a-z0-9+.-]*:/i, (scheme) => scheme.toLowerCase());
+}
+
 export async function getSelf(socketPath: string, timeoutMs?: number): Promise<AdminSelf> {
   return normaliseSelf(await adminRequest(socketPath, "getSelf", {}, timeoutMs));
 }
@@ -152,12 +164,16 @@ export async function getTun(socketPath: string, timeoutMs?: number): Promise<{ 
   return out;
 }
 
-/** Idempotent: "peer already configured" counts as success. */
-export async function addPeer(socketPath: string, uri: string, timeoutMs?: number): Promise<void> {
+/**
+ * Idempotent: "peer already configured" counts as success. Resolves true when this call added the peer, false when
+ * the daemon had it already (e.g. from its config file): a caller that takes back what it added must not take that.
+ */
+export async function addPeer(socketPath: string, uri: string, timeoutMs?: number): Promise<boolean> {
   try {
     await adminRequest(socketPath, "addPeer", { uri }, timeoutMs);
+    return true;
   } catch (err) {
-    if (err instanceof AdminCallError && /already configured/i.test(err.daemonError)) return;
+    if (err instanceof AdminCallError && /already configured/i.test(err.daemonError)) return false;
     throw err;
   }
 }

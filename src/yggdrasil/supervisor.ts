@@ -14,7 +14,7 @@ import { bytesEqual, parseIPv6 } from "../core/address.ts";
 import { P2PError, type ErrorCode } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/fsutil.ts";
 import { yggdrasilPrivateKeyHex } from "../core/identity.ts";
-import { addPeer, getPeers, getSelf, removePeer, type AdminPeer } from "./admin.ts";
+import { addPeer, getPeers, getSelf, peerUriKey, removePeer, type AdminPeer } from "./admin.ts";
 import { findYggdrasilBinary, probeBinary, type BinaryInfo } from "./binary.ts";
 import { buildDaemonConfig, renderDaemonConfig } from "./config.ts";
 import { spawnDaemon, stopDaemon, waitReady, type DaemonHandle } from "./daemon.ts";
@@ -38,6 +38,11 @@ export const STABLE_RUN_MS = 60_000;
 const STATUS_ADMIN_TIMEOUT_MS = 1500;
 /** Failures that retrying cannot fix. */
 const FATAL_CODES: readonly string[] = ["P2P_ERR_YGG_NO_PRIVILEGE", "P2P_ERR_YGG_ADDRESS_MISMATCH", "P2P_ERR_YGG_BINARY_MISSING", "P2P_ERR_CONFIG"];
+/**
+ * System mode reads the daemon's address once, at start, and the node serves that address: a failed system-mode start
+ * is not retried in the background, so every fix for it ends with this step.
+ */
+const SYSTEM_RESTART_FIX = "then restart the node (declaw run, or the OpenClaw gateway) so that it uses the system daemon";
 
 function jitter(ms: number): number {
   return Math.round(ms * (0.8 + Math.random() * 0.4));
@@ -78,6 +83,8 @@ export class YggdrasilSupervisor {
   readonly #systemAdded = new Set<string>();
   #restartTimer: NodeJS.Timeout | undefined;
   #failures = 0;
+  /** Per peer URI, the redial error last warned about: a peer that keeps failing is reported once, not every call. */
+  readonly #redialErrors = new Map<string, string>();
   /** Bumped by stop(): work started under an older generation gives up quietly. */
   #generation = 0;
   #starting: Promise<YggStatus> | undefined;
@@ -125,7 +132,15 @@ export class YggdrasilSupervisor {
     } catch (err) {
       if (gen !== this.#generation) return this.status(); // stop() won the race
       const p = err instanceof P2PError ? err : new P2PError("P2P_ERR_YGG_START_FAILED", (err as Error).message, { cause: err });
-      this.#fail(this.#problem ?? { code: p.code, message: p.message, fix: p.hint ? [p.hint] : [] });
+      let problem = this.#problem ?? { code: p.code, message: p.message, fix: p.hint ? [p.hint] : [] };
+      if (mode === "system") problem = { ...problem, fix: [...problem.fix, SYSTEM_RESTART_FIX] };
+      this.#fail(problem);
+      if (this.#effective === "spawn" && !FATAL_CODES.includes(p.code)) {
+        // Like a daemon that dies after running: retry with backoff, so the node (which carries on off the mesh)
+        // comes onto it once the cause is gone. Status keeps the problem until a start succeeds.
+        this.#state = "restarting";
+        this.#scheduleRestart(`start failed: ${p.message}`);
+      }
       if (mode === "auto" && p.code !== "P2P_ERR_YGG_ADDRESS_MISMATCH") return this.status();
       throw new P2PError(p.code, this.#problem!.message, { hint: this.#problem!.fix.join("\n"), cause: err });
     }
@@ -156,6 +171,7 @@ export class YggdrasilSupervisor {
           if (!(err instanceof P2PError) || err.code !== "P2P_ERR_YGG_NO_PRIVILEGE") throw err;
           spawnProblem = this.#problem;
           this.#problem = undefined;
+          this.#effective = "none"; // not spawning: a failure below must not be retried as a spawn
         }
       } else spawnProblem = problemNoPrivilege(platform, binary, r);
     }
@@ -198,11 +214,21 @@ export class YggdrasilSupervisor {
 
   async #systemAdd(uri: string): Promise<void> {
     try {
-      await addPeer(this.#systemSocket!, uri);
-      this.#systemAdded.add(uri);
+      if (await addPeer(this.#systemSocket!, uri)) this.#systemAdded.add(uri);
+      else this.#log("info", `peer ${uri} is already configured on the system daemon; leaving it to the daemon's administrator`);
     } catch (err) {
       this.#log("warn", `cannot add peer ${uri} to the system daemon: ${(err as Error).message}`);
     }
+  }
+
+  /** Takes back the peers we added to a system daemon, all at once so that the admin timeout bounds the wait. */
+  async #systemRemoveAdded(socket: string): Promise<void> {
+    const uris = [...this.#systemAdded];
+    this.#systemAdded.clear();
+    const results = await Promise.allSettled(uris.map((uri) => removePeer(socket, uri)));
+    results.forEach((r, i) => {
+      if (r.status === "rejected") this.#log("warn", `cannot remove peer ${uris[i]} from the system daemon: ${(r.reason as Error).message}`);
+    });
   }
 
   // ---------------------------------------------------------------- spawn mode
@@ -335,7 +361,10 @@ export class YggdrasilSupervisor {
     return next;
   }
 
-  /** Stops our daemon (SIGTERM, then SIGKILL) or lets go of the system one. Idempotent. */
+  /**
+   * Stops our daemon (SIGTERM, then SIGKILL) and any pending restart, or lets go of the system one after removing
+   * the peers we added to it (best effort: failures are logged). Idempotent.
+   */
   async stop(): Promise<void> {
     this.#generation++;
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
@@ -351,8 +380,12 @@ export class YggdrasilSupervisor {
       try { unlinkSync(this.#paths.adminSocket); } catch { /* the daemon removed it */ }
     }
     await this.#starting?.catch(() => undefined);
-    this.#daemonLog.close();
+    // A system daemon is shared: leave it with the peers it had before us. Queued behind any setPeers/redial so
+    // that none of them adds a peer after the removal; with no socket left, later ones leave the daemon alone.
+    const systemSocket = this.#effective === "system" ? this.#systemSocket : undefined;
     this.#systemSocket = undefined;
+    if (systemSocket) await this.#enqueue(() => this.#systemRemoveAdded(systemSocket));
+    this.#daemonLog.close();
     if (this.#state !== "unavailable") {
       this.#state = "stopped";
       this.#problem = undefined; // e.g. the start that stop() interrupted
@@ -417,7 +450,9 @@ export class YggdrasilSupervisor {
    * Dials again every configured peer that has no live link. Yggdrasil 0.4 re-dials a lost configured peer only
    * once a minute, and `addPeer` of a configured URI does not dial; `removePeer` then `addPeer` does, within a
    * second. The node calls this every few seconds so that a restarted hub or a late peer is back quickly.
-   * Returns how many peers were dialled.
+   * A live link is recognised by peerUriKey (0.4.7's `remote` lacks the URI's query and trailing slash): redialling a
+   * live link would drop it. A peer whose admin calls fail (e.g. `quic://` on 0.4: "unknown call scheme") is warned
+   * about once per distinct error and does not keep the others from being dialled. Returns how many were dialled.
    */
   redial(): Promise<number> {
     return this.#enqueue(async () => {
@@ -425,13 +460,24 @@ export class YggdrasilSupervisor {
       if (this.#state !== "running" || !socket || this.#binary?.line === "0.5") return 0;
       const wanted = this.#effective === "spawn" ? this.#peers : [...this.#systemAdded];
       if (wanted.length === 0) return 0;
-      const live = new Set((await getPeers(socket, STATUS_ADMIN_TIMEOUT_MS)).filter((p) => p.up && p.uri).map((p) => p.uri));
+      const live = new Set((await getPeers(socket, STATUS_ADMIN_TIMEOUT_MS)).filter((p) => p.up && p.uri).map((p) => peerUriKey(p.uri!)));
+      for (const uri of this.#redialErrors.keys()) if (!wanted.includes(uri)) this.#redialErrors.delete(uri);
       let n = 0;
       for (const uri of wanted) {
-        if (live.has(uri)) continue;
-        await removePeer(socket, uri);
-        await addPeer(socket, uri);
-        n++;
+        if (live.has(peerUriKey(uri))) {
+          this.#redialErrors.delete(uri);
+          continue;
+        }
+        try {
+          await removePeer(socket, uri);
+          await addPeer(socket, uri);
+          this.#redialErrors.delete(uri);
+          n++;
+        } catch (err) {
+          const msg = (err as Error).message;
+          if (this.#redialErrors.get(uri) !== msg) this.#log("warn", `cannot redial peer ${uri}: ${msg}`);
+          this.#redialErrors.set(uri, msg);
+        }
       }
       return n;
     });

@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { normalisePeers, normaliseSelf, adminRequest, addPeer, removePeer, getSelf, AdminCallError } from "../../src/yggdrasil/admin.ts";
+import { normalisePeers, normaliseSelf, adminRequest, addPeer, removePeer, getSelf, peerUriKey, AdminCallError } from "../../src/yggdrasil/admin.ts";
 import { P2PError } from "../../src/core/errors.ts";
 
 // Recorded from yggdrasil 0.4.7 (Debian 12), `{"request":"getself"}`.
@@ -49,6 +49,21 @@ test("normalisePeers: 0.3-style object map and junk", () => {
   assert.deepEqual(normalisePeers({ peers: [null, 1, "x"] }), []);
 });
 
+test("peerUriKey: a configured URI matches the `remote` 0.4.7 reports for its link", () => {
+  // Pairs (configured, reported by Debian's 0.4.7 getPeers) recorded on this machine.
+  const key = "de1403824c68cafb665f22a8c74b9d09cda92df06496692b43daa01cc7ac5dc3";
+  const recorded: [string, string][] = [
+    [`tcp://127.0.0.1:39411?key=${key}`, "tcp://127.0.0.1:39411"],
+    ["tcp://[::1]:39412/", "tcp://[::1]:39412"],
+    ["tcp://[0:0::1]:39412/", "tcp://[0:0::1]:39412"], // the host stays as written
+  ];
+  for (const [configured, remote] of recorded) assert.equal(peerUriKey(configured), peerUriKey(remote), configured);
+  assert.equal(peerUriKey(`tls://Hub.Example.net:443/?key=${key}&sni=hub.example.net#x`), "tls://Hub.Example.net:443", "hostname kept as given");
+  assert.equal(peerUriKey("TCP://[fd00::1]:1"), "tcp://[fd00::1]:1", "Go lowercases the scheme");
+  assert.notEqual(peerUriKey("tcp://127.0.0.1:39411"), peerUriKey("tcp://127.0.0.1:39412"), "the port matters");
+  assert.notEqual(peerUriKey("tcp://127.0.0.1:1"), peerUriKey("tls://127.0.0.1:1"), "the scheme matters");
+});
+
 async function fakeAdmin(handler: (req: Record<string, unknown>, reply: (o: unknown) => void, raw: string) => void): Promise<{ path: string; server: Server; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), "dcl-admin-"));
   const path = join(dir, "admin.sock");
@@ -66,11 +81,12 @@ async function fakeAdmin(handler: (req: Record<string, unknown>, reply: (o: unkn
   return { path, server, dir };
 }
 
-test("adminRequest: sends {request, arguments, keepalive:false}; success, error, split and bad replies", async () => {
+test("adminRequest: sends {request, arguments, keepalive:false}; success, error, split and bad replies; addPeer tells added from already there", async () => {
   const seen: Record<string, unknown>[] = [];
   const { path, server, dir } = await fakeAdmin((req, reply) => {
     seen.push(req);
     if (req.request === "getSelf") reply({ status: "success", request: null, response: SELF_04 });
+    else if (req.request === "addPeer" && (req.arguments as { uri?: string }).uri === "tcp://[::1]:10") reply({ status: "success", request: null, response: {} });
     else if (req.request === "addPeer") reply({ status: "error", error: "peer already configured", request: null, response: null });
     else if (req.request === "removePeer") reply({ status: "error", error: "peer not configured", request: null, response: null });
     else if (req.request === "bad") reply("not json");
@@ -80,9 +96,10 @@ test("adminRequest: sends {request, arguments, keepalive:false}; success, error,
   try {
     assert.equal((await getSelf(path)).address, SELF_04.address);
     assert.deepEqual(seen[0], { request: "getSelf", arguments: {}, keepalive: false });
-    await addPeer(path, "tcp://[::1]:9"); // "already configured" = success
+    assert.equal(await addPeer(path, "tcp://[::1]:10"), true, "added by this call");
+    assert.equal(await addPeer(path, "tcp://[::1]:9"), false, "\"already configured\" = success, but not added by us");
     await removePeer(path, "tcp://[::1]:9"); // "not configured" = success
-    assert.deepEqual(seen[1]!.arguments, { uri: "tcp://[::1]:9" });
+    assert.deepEqual(seen[2]!.arguments, { uri: "tcp://[::1]:9" });
     await assert.rejects(adminRequest(path, "nosuch"), (e: unknown) => e instanceof AdminCallError && e.code === "P2P_ERR_YGG_ADMIN" && /Unknown action/.test(e.daemonError));
     await assert.rejects(adminRequest(path, "bad"), (e: unknown) => e instanceof P2PError && e.code === "P2P_ERR_YGG_ADMIN");
     const t0 = Date.now();

@@ -1,10 +1,11 @@
 /**
- * Supervisor and diagnosis paths that need no daemon: off mode, a missing binary (auto reports, spawn throws),
- * diagnoseYggdrasil writes nothing, stop() is idempotent; and the rotating daemon log.
+ * Supervisor and diagnosis paths that need no real daemon: off mode, a missing binary (auto reports, spawn throws),
+ * diagnoseYggdrasil writes nothing, stop() is idempotent; and the rotating daemon log. Spawn-mode retries and redial
+ * run against a fake daemon (a Node script standing in for yggdrasil 0.4.7: no TUN, no network).
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { YggdrasilSupervisor, diagnoseYggdrasil, RESTART_BACKOFF_MS } from "../../src/yggdrasil/supervisor.ts";
@@ -13,6 +14,7 @@ import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { P2PError } from "../../src/core/errors.ts";
 import { findYggdrasilBinary } from "../../src/yggdrasil/binary.ts";
 import { canSpawnTun, checkPrivileges } from "../../src/yggdrasil/privileges.ts";
+import { processAlive, waitFor } from "../helpers/ygg-harness.ts";
 
 const root = mkdtempSync(join(tmpdir(), "dcl-ygg-unit-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -53,9 +55,14 @@ test("spawn with no binary: throws P2P_ERR_YGG_BINARY_MISSING with a hint; statu
   await s.stop();
 });
 
-test("system with no daemon: throws P2P_ERR_YGG_ADMIN_UNREACHABLE naming the socket", async () => {
+test("system with no daemon: throws P2P_ERR_YGG_ADMIN_UNREACHABLE naming the socket; the fix ends with restarting the node", async () => {
   const s = new YggdrasilSupervisor({ dataDir: join(root, "sys"), identity, mode: "system", peers: [], listen: [], multicast: false, adminSocket: NO_SOCKET });
-  await assert.rejects(s.start(), (e: unknown) => e instanceof P2PError && e.code === "P2P_ERR_YGG_ADMIN_UNREACHABLE" && e.message.includes(NO_SOCKET));
+  // No background retry in system mode (the node serves the address the daemon had at start): the fix says so.
+  const restart = /then restart the node \(declaw run, or the OpenClaw gateway\)/;
+  await assert.rejects(s.start(), (e: unknown) => e instanceof P2PError && e.code === "P2P_ERR_YGG_ADMIN_UNREACHABLE" && e.message.includes(NO_SOCKET) && restart.test(e.hint ?? ""));
+  const st = await s.status();
+  assert.equal(st.state, "failed");
+  assert.match(st.problem!.fix.at(-1)!, restart);
   await s.stop();
 });
 
@@ -111,4 +118,111 @@ test("RotatingLog rotates to .1 past the cap and keeps a tail", () => {
   assert.match(log.tail(), /line 29/);
   log.resetTail();
   assert.equal(log.tail(), "");
+});
+
+/**
+ * A stand-in for Debian's yggdrasil 0.4.7 in spawn mode: answers `-version`/`-h` with nothing (so: line 0.4), exits 1
+ * at once while `broken` exists, else serves getSelf (our identity's address), getTUN (up), getPeers (no links),
+ * addPeer/removePeer with 0.4.7's error texts. Every launch and admin call is appended to `calls`.
+ */
+function fakeDaemon(name: string, o: { broken?: boolean } = {}): { binary: string; dataDir: string; repair: () => void; calls: () => string[] } {
+  const dir = join(root, `fake-${name}`);
+  mkdirSync(dir);
+  const binary = join(dir, "yggdrasil");
+  const calls = join(dir, "calls.log");
+  const broken = join(dir, "broken");
+  if (o.broken) writeFileSync(broken, "");
+  writeFileSync(binary, `#!${process.execPath}
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+const [flag, confPath] = process.argv.slice(2);
+if (flag !== "-useconffile") process.exit(0);
+appendFileSync(${JSON.stringify(calls)}, "launch\\n");
+if (existsSync(${JSON.stringify(broken)})) { console.error("fake yggdrasil: cannot start"); process.exit(1); }
+const conf = JSON.parse(readFileSync(confPath, "utf8"));
+const configured = new Set(conf.Peers);
+const calls = {
+  getself: () => ({ address: ${JSON.stringify(identity.address)}, key: "00".repeat(32), subnet: "", coords: [] }),
+  gettun: () => ({ enabled: true, name: "none", mtu: 65535 }),
+  getpeers: () => ({ peers: [] }),
+  addpeer: ({ uri }) => {
+    if (!/^(tcp|tls|socks):/.test(uri)) throw "unknown call scheme: " + uri.split(":")[0];
+    if (configured.has(uri)) throw "peer already configured";
+    configured.add(uri);
+    return {};
+  },
+  removepeer: ({ uri }) => { if (!configured.delete(uri)) throw "peer not configured"; return {}; },
+};
+createServer((s) => {
+  let buf = "";
+  s.setEncoding("utf8").on("data", (d) => {
+    buf += d;
+    let req;
+    try { req = JSON.parse(buf); } catch { return; }
+    const call = String(req.request).toLowerCase();
+    appendFileSync(${JSON.stringify(calls)}, [call, req.arguments?.uri].filter(Boolean).join(" ") + "\\n");
+    try { s.end(JSON.stringify({ status: "success", response: calls[call](req.arguments ?? {}) })); }
+    catch (e) { s.end(JSON.stringify({ status: "error", error: String(e) })); }
+  });
+}).listen(conf.AdminListen.replace("unix://", ""));
+`);
+  chmodSync(binary, 0o755);
+  return {
+    binary,
+    dataDir: join(dir, "data"),
+    repair: () => rmSync(broken),
+    calls: () => (existsSync(calls) ? readFileSync(calls, "utf8").split("\n").filter(Boolean) : []),
+  };
+}
+
+test("spawn: a first start that fails is retried with backoff; status shows the problem until the daemon comes up", { timeout: 60_000 }, async (t) => {
+  const fake = fakeDaemon("retry", { broken: true });
+  const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [], listen: [], multicast: false, binary: fake.binary });
+  t.after(() => s.stop());
+  await assert.rejects(s.start(), (e: unknown) => e instanceof P2PError && e.code === "P2P_ERR_YGG_START_FAILED");
+  const failed = await s.status();
+  assert.equal(failed.state, "restarting");
+  assert.equal(failed.problem?.code, "P2P_ERR_YGG_START_FAILED");
+  assert.match(failed.problem!.message, /exited with status 1/);
+
+  fake.repair(); // the cause goes away
+  const up = await waitFor("the daemon to be started again", async () => {
+    const st = await s.status();
+    return st.state === "running" ? st : undefined;
+  }, 30_000);
+  assert.equal(up.problem, undefined);
+  assert.equal(up.address, identity.address);
+  assert.ok(up.pid && processAlive(up.pid));
+  assert.ok(fake.calls().filter((c) => c === "launch").length >= 2);
+  await s.stop();
+  assert.ok(!processAlive(up.pid));
+});
+
+test("spawn: stop() cancels the retries of a failed first start", { timeout: 30_000 }, async () => {
+  const fake = fakeDaemon("cancel", { broken: true });
+  const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [], listen: [], multicast: false, binary: fake.binary });
+  await assert.rejects(s.start(), (e: unknown) => e instanceof P2PError && e.code === "P2P_ERR_YGG_START_FAILED");
+  await s.stop();
+  const launches = fake.calls().filter((c) => c === "launch").length;
+  // Longer than the first two backoff tiers (jittered +20%) plus a launch.
+  await new Promise((r) => setTimeout(r, (RESTART_BACKOFF_MS[0]! + RESTART_BACKOFF_MS[1]!) * 1.2 + 1000));
+  assert.equal(fake.calls().filter((c) => c === "launch").length, launches, "no launch after stop()");
+  assert.equal((await s.status()).state, "stopped");
+});
+
+test("spawn: redial dials the other peers when one fails, and warns about the failing one once", { timeout: 60_000 }, async (t) => {
+  const fake = fakeDaemon("redial");
+  const quic = "quic://[::1]:9"; // a 0.5-only scheme: 0.4.7 answers addPeer with "unknown call scheme: quic"
+  const tcp = "tcp://[::1]:9";
+  const logs: string[] = [];
+  const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [quic, tcp], listen: [], multicast: false, binary: fake.binary, log: (level, m) => logs.push(`${level} ${m}`) });
+  t.after(() => s.stop());
+  assert.equal((await s.start()).state, "running");
+
+  assert.equal(await s.redial(), 1, "the tcp peer was dialled");
+  assert.equal(await s.redial(), 1, "and again");
+  assert.equal(fake.calls().filter((c) => c === `addpeer ${tcp}`).length, 2);
+  const warned = logs.filter((m) => m.includes(quic));
+  assert.equal(warned.length, 1, warned.join("\n"));
+  assert.match(warned[0]!, /^warn .*unknown call scheme: quic/);
 });
