@@ -4,8 +4,9 @@
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { P2PError } from "./errors.ts";
+import { MAX_BODY_BYTES, TIMESTAMP_WINDOW_MS } from "./wire.ts";
 
 export type YggdrasilMode = "auto" | "spawn" | "system" | "off";
 
@@ -87,10 +88,14 @@ const SNAKE_KEYS: Record<string, (cfg: NodeConfig, v: unknown, key: string) => v
   yggdrasil_peers: (c, v, k) => (c.yggdrasilPeers = peerUris(v, k)),
   yggdrasil_listen: (c, v, k) => (c.yggdrasilListen = peerUris(v, k)),
   yggdrasil_multicast: (c, v, k) => (c.yggdrasilMulticast = bool(v, k)),
-  yggdrasil_admin_socket: (c, v, k) => (c.yggdrasilAdminSocket = str(v, k)),
-  timestamp_window_seconds: (c, v, k) => (c.timestampWindowMs = int(v, k, 10, 86_400) * 1000),
+  yggdrasil_admin_socket: (c, v, k) => (c.yggdrasilAdminSocket = adminSocketPath(v, k)),
+  // Not below the protocol's window: v1 retries re-send their first timestamp for up to 4 min (V1_TS_REUSE_MS).
+  timestamp_window_seconds: (c, v, k) => (c.timestampWindowMs = int(v, k, TIMESTAMP_WINDOW_MS / 1000, 86_400,
+    "the minimum is the protocol's +-5 minute window (docs/protocol.md section 2); v1 retries reuse their first timestamp for up to 4 minutes") * 1000),
   max_message_age_days: (c, v, k) => (c.maxMessageAgeMs = num(v, k, 0.001, 365) * DAY_MS),
-  body_limit_bytes: (c, v, k) => (c.bodyLimitBytes = int(v, k, 4096, 16 * 1024 * 1024)),
+  // Not below MAX_BODY_BYTES: senders treat 413 as final, so a spec-valid message over a lower limit would be lost.
+  body_limit_bytes: (c, v, k) => (c.bodyLimitBytes = int(v, k, MAX_BODY_BYTES, 16 * 1024 * 1024,
+    "the minimum is the protocol's MAX_BODY_BYTES, the largest body every receiver must accept (docs/protocol.md sections 2 and 9)")),
   rate_limit_per_second: (c, v, k) => (c.rateLimit = { ...c.rateLimit, perSecond: num(v, k, 0.01, 1e6) }),
   rate_limit_burst: (c, v, k) => (c.rateLimit = { ...c.rateLimit, burst: int(v, k, 1, 1e6) }),
 };
@@ -100,12 +105,14 @@ const HOST_KEYS = new Set(["data_dir", "dmPolicy", "dm_policy", "loop_budget", "
 
 export function configFromSnake(input: unknown, base: NodeConfig = DEFAULT_CONFIG, source = "config"): NodeConfig {
   const cfg: NodeConfig = { ...base, rateLimit: { ...base.rateLimit } };
-  if (input === undefined || input === null) return cfg;
-  if (typeof input !== "object" || Array.isArray(input)) {
+  // Only an absent value means "no config" (a missing config.json, no plugin config); a file holding null is a mistake.
+  if (input === undefined) return cfg;
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
     throw new P2PError("P2P_ERR_CONFIG", `${source} must be a JSON object`, { hint: `make ${source} an object such as {"peer_port": 8099}, or remove it` });
   }
   for (const [key, value] of Object.entries(input)) {
-    const apply = SNAKE_KEYS[key];
+    // Own keys only: "__proto__" (an own key after JSON.parse), "constructor", "toString"... are unknown keys.
+    const apply = Object.hasOwn(SNAKE_KEYS, key) ? SNAKE_KEYS[key] : undefined;
     if (apply) {
       try {
         apply(cfg, value, `${source}: ${key}`);
@@ -147,11 +154,12 @@ export function loadConfigFile(dataDir: string): { config: NodeConfig; raw: Reco
   return { config: configFromSnake(raw, DEFAULT_CONFIG, file), raw: raw as Record<string, unknown> };
 }
 
-function bad(key: string, want: string, v: unknown): never {
-  throw new P2PError("P2P_ERR_CONFIG", `${key} must be ${want} (got ${JSON.stringify(v) ?? String(v)})`);
+/** `why`: the reason for the bounds, when they are not obvious. */
+function bad(key: string, want: string, v: unknown, why?: string): never {
+  throw new P2PError("P2P_ERR_CONFIG", `${key} must be ${want} (got ${JSON.stringify(v) ?? String(v)})${why ? `: ${why}` : ""}`);
 }
-function int(v: unknown, key: string, min: number, max: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) bad(key, `an integer from ${min} to ${max}`, v);
+function int(v: unknown, key: string, min: number, max: number, why?: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) bad(key, `an integer from ${min} to ${max}`, v, why);
   return v;
 }
 function num(v: unknown, key: string, min: number, max: number): number {
@@ -165,6 +173,20 @@ function bool(v: unknown, key: string): boolean {
 function str(v: unknown, key: string): string {
   if (typeof v !== "string" || v.length === 0 || v.length > 4096) bad(key, "a non-empty string", v);
   return v;
+}
+/**
+ * A system daemon's admin socket: an absolute unix socket path, or the daemon's own AdminListen spelling
+ * `unix:///path` (stored as the plain path). Our admin client speaks unix sockets only, so `tcp://` (which AdminListen
+ * also allows) is refused here rather than failing later as "no such socket".
+ */
+function adminSocketPath(v: unknown, key: string): string {
+  const s = str(v, key);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s)?.[1];
+  const example = "a unix socket path such as /var/run/yggdrasil/yggdrasil.sock or unix:///var/run/yggdrasil/yggdrasil.sock";
+  if (scheme !== undefined && scheme.toLowerCase() !== "unix") bad(key, example, v, `only a unix socket is supported, not ${scheme}://`);
+  const path = scheme === undefined ? s : s.slice("unix://".length);
+  if (!isAbsolute(path)) bad(key, example, v, "the path must be absolute");
+  return path;
 }
 function oneOf<T extends string>(v: unknown, key: string, options: readonly T[]): T {
   if (typeof v !== "string" || !options.includes(v as T)) bad(key, `one of ${options.join(", ")}`, v);

@@ -63,14 +63,30 @@ export function problemBinaryMissing(p: Platform, explicit?: string): YggProblem
   };
 }
 
+/**
+ * CAP_NET_ADMIN missing from the bounding set (typically a container started without `--cap-add NET_ADMIN`): neither
+ * root nor a file capability can raise a capability beyond it, so `setcap` cannot help; only whoever starts the
+ * container can.
+ */
+export const NOT_BOUNDED_FIX: readonly string[] = [
+  "run the container with --cap-add NET_ADMIN --device /dev/net/tun (CAP_NET_ADMIN is not in this process's bounding set, so no setcap inside can grant it)",
+  "or run yggdrasil outside the container, mount its admin socket into it, and set yggdrasil mode \"system\" and yggdrasil_admin_socket to that path",
+];
+
 /** Why a spawned daemon cannot create its TUN, and the ways out (file capability, root, or the system service). */
 export function problemNoPrivilege(p: Platform, binary: string | undefined, r: PrivilegeReport | undefined, detail?: string): YggProblem {
   const bin = binary ?? "\"$(command -v yggdrasil)\"";
   const reasons: string[] = [];
   const fix: string[] = [];
+  const notBounded = r !== undefined && !r.capNetAdmin && !r.capNetAdminBounded;
   if (p === "macos") {
     reasons.push("macOS needs root to create a utun interface");
     fix.push(serviceStart(p), "then set yggdrasil mode \"system\" (declaw uses the service's admin socket)");
+  } else if (notBounded) {
+    reasons.push("CAP_NET_ADMIN is not in this process's capability bounding set (a container started without --cap-add NET_ADMIN?)");
+    if (!r.tunPresent) reasons.push(`${TUN_DEVICE} does not exist`);
+    else if (!r.tunAccessible) reasons.push(`${TUN_DEVICE} is not readable and writable by uid ${String(r.uid)}`);
+    fix.push(...NOT_BOUNDED_FIX);
   } else {
     if (r && !r.tunPresent) {
       reasons.push(`${TUN_DEVICE} does not exist`);
@@ -80,7 +96,9 @@ export function problemNoPrivilege(p: Platform, binary: string | undefined, r: P
       fix.push(`sudo chmod 0666 ${TUN_DEVICE}`);
     }
     if (!r || (!r.capNetAdmin && r.binaryCapNetAdmin !== true)) {
-      reasons.push(`this process is not root and ${binary ?? "the yggdrasil binary"} has no cap_net_admin file capability`);
+      reasons.push(r?.root
+        ? "this process runs as root but without CAP_NET_ADMIN in its effective set"
+        : `this process is not root and ${binary ?? "the yggdrasil binary"} has no cap_net_admin file capability`);
       fix.push(`sudo setcap cap_net_admin+ep ${bin}`);
     }
     fix.push(`or use the system service: ${serviceStart(p)}`, ...GROUP_FIX, "and set yggdrasil mode \"system\"");

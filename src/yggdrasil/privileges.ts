@@ -33,14 +33,34 @@ export function capabilityInMask(statusText: string, field: "CapEff" | "CapBnd" 
   return ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n;
 }
 
-/** Pure: `getcap` output (old "file = cap_net_admin+ep" or new "file cap_net_admin=ep") grants NET_ADMIN +ep? */
+/** One cap_from_text(3) clause: a comma-separated list of names (or none), then operators with their flags. */
+const CAP_CLAUSE = /^([a-z0-9_,]*)((?:[=+-][eip]*)+)$/i;
+
+/**
+ * Pure: does `getcap` output grant cap_net_admin in both the permitted and the effective file set? Read as
+ * cap_from_text(3) reads it: clauses separated by spaces, each `[names]op flags[op flags...]`; an empty name list or
+ * `all` means every capability; `=` sets exactly these flags, `+` adds, `-` removes; later clauses win. Old getcap
+ * prints "file = cap_net_admin+ep", new "file cap_net_admin=ep"; a binary with every capability prints "file =ep".
+ */
 export function getcapGrantsNetAdmin(output: string): boolean {
-  for (const m of output.matchAll(/(cap_[a-z_,]+)\s*([=+][a-z]*)([+=][a-z]+)?/gi)) {
-    const names = m[1]!.toLowerCase().split(",");
-    const flags = `${m[2] ?? ""}${m[3] ?? ""}`.toLowerCase();
-    if ((names.includes("cap_net_admin") || names.includes("cap_all")) && flags.includes("e") && flags.includes("p")) return true;
-  }
-  return false;
+  return output.split("\n").some((line) => {
+    // The clauses are the trailing words that look like one (the file name before them may contain spaces).
+    const words = line.trim().split(/\s+/);
+    let first = words.length;
+    while (first > 0 && CAP_CLAUSE.test(words[first - 1]!)) first--;
+    let flags = new Set<string>();
+    for (const clause of words.slice(first)) {
+      const [, list, actions] = CAP_CLAUSE.exec(clause)!;
+      const names = list!.toLowerCase().split(",");
+      if (list !== "" && !names.some((n) => n === "all" || n === "cap_net_admin" || n === String(CAP_NET_ADMIN))) continue;
+      for (const [, op, f] of actions!.toLowerCase().matchAll(/([=+-])([eip]*)/g)) {
+        if (op === "=") flags = new Set(f);
+        else if (op === "+") for (const c of f!) flags.add(c);
+        else for (const c of f!) flags.delete(c);
+      }
+    }
+    return flags.has("e") && flags.has("p");
+  });
 }
 
 function binaryCap(binary: string | undefined): Promise<boolean | undefined> {
@@ -52,6 +72,31 @@ function binaryCap(binary: string | undefined): Promise<boolean | undefined> {
       else resolve(getcapGrantsNetAdmin(stdout));
     });
   });
+}
+
+/** What checkPrivileges looks at: /proc/self/status ("" when there is none), the TUN device, getcap's verdict. */
+export interface PrivilegeInputs {
+  platform: NodeJS.Platform;
+  uid: number | undefined;
+  status: string;
+  tunPresent: boolean;
+  /** /dev/net/tun opens for reading and writing (access(2) R_OK|W_OK succeeded). */
+  tunAccessible: boolean;
+  binaryCapNetAdmin: boolean | undefined;
+}
+
+/** Pure: the report for what was seen. Root counts as CAP_NET_ADMIN only where no status says otherwise. */
+export function privilegeReport(i: PrivilegeInputs): PrivilegeReport {
+  return {
+    platform: i.platform,
+    uid: i.uid,
+    root: i.uid === 0,
+    capNetAdmin: i.status ? capabilityInMask(i.status, "CapEff", CAP_NET_ADMIN) : i.uid === 0,
+    capNetAdminBounded: i.status ? capabilityInMask(i.status, "CapBnd", CAP_NET_ADMIN) : true,
+    binaryCapNetAdmin: i.binaryCapNetAdmin,
+    tunPresent: i.tunPresent,
+    tunAccessible: i.platform === "darwin" ? i.uid === 0 : i.tunPresent && i.tunAccessible,
+  };
 }
 
 export async function checkPrivileges(binary?: string): Promise<PrivilegeReport> {
@@ -68,17 +113,9 @@ export async function checkPrivileges(binary?: string): Promise<PrivilegeReport>
       accessSync(TUN_DEVICE, constants.R_OK | constants.W_OK);
       tunAccessible = true;
     } catch { /* mode 0600 root-owned on some systems */ }
-  } else if (platform === "darwin") tunAccessible = uid === 0;
-  return {
-    platform,
-    uid,
-    root: uid === 0,
-    capNetAdmin: status ? capabilityInMask(status, "CapEff", CAP_NET_ADMIN) : uid === 0,
-    capNetAdminBounded: status ? capabilityInMask(status, "CapBnd", CAP_NET_ADMIN) : true,
-    binaryCapNetAdmin: platform === "linux" ? await binaryCap(binary) : undefined,
-    tunPresent,
-    tunAccessible,
-  };
+  }
+  const binaryCapNetAdmin = platform === "linux" ? await binaryCap(binary) : undefined;
+  return privilegeReport({ platform, uid, status, tunPresent, tunAccessible, binaryCapNetAdmin });
 }
 
 /** Pure: would a daemon we spawn (as this user) be able to create its TUN? */

@@ -7,12 +7,12 @@
 import { execFileSync } from "node:child_process";
 import { loadConfigFile } from "../../core/config.ts";
 import { findYggdrasilBinary, probeBinary } from "../../yggdrasil/binary.ts";
-import { detectPlatform, installFix, problemAdminSocketTooLong } from "../../yggdrasil/diagnose.ts";
-import { canSpawnTun, checkPrivileges } from "../../yggdrasil/privileges.ts";
+import { detectPlatform, installFix, NOT_BOUNDED_FIX, problemAdminSocketTooLong } from "../../yggdrasil/diagnose.ts";
+import { checkPrivileges, TUN_DEVICE, type PrivilegeReport } from "../../yggdrasil/privileges.ts";
 import { diagnoseYggdrasil } from "../../yggdrasil/supervisor.ts";
 import type { CommandContext, CommandOutput } from "./commands.ts";
 
-interface Check {
+export interface Check {
   check: string;
   ok: boolean;
   detail: string;
@@ -32,10 +32,9 @@ export async function runSetup(ctx: CommandContext): Promise<CommandOutput> {
     const info = await probeBinary(binary).catch(() => undefined);
     checks.push({ check: "yggdrasil binary", ok: true, detail: `${binary}${info ? ` (${info.version}, ${info.line} line)` : ""}` });
     let priv = await checkPrivileges(binary);
-    if (!priv.root && !canSpawnTun(priv)) {
-      checks.push({ check: "TUN privilege", ok: false, detail: "this user cannot give a spawned daemon CAP_NET_ADMIN", fix: [`sudo setcap cap_net_admin+ep ${binary}`, "or use a system daemon: sudo systemctl enable --now yggdrasil, then set yggdrasil to system"] });
-    } else if (priv.root && priv.platform === "linux" && priv.binaryCapNetAdmin !== true) {
-      // Root can spawn anyway; give the binary the capability so that unprivileged users (the gateway) can too.
+    // Root gives the binary the capability so that unprivileged users (the gateway) can spawn too; pointless when the
+    // bounding set lacks it (a file capability cannot raise beyond it).
+    if (priv.root && priv.platform === "linux" && priv.capNetAdminBounded && priv.binaryCapNetAdmin !== true) {
       try {
         execFileSync("setcap", ["cap_net_admin+ep", binary], { stdio: "pipe" });
         actions.push(`setcap cap_net_admin+ep ${binary}`);
@@ -43,11 +42,9 @@ export async function runSetup(ctx: CommandContext): Promise<CommandOutput> {
       } catch (err) {
         checks.push({ check: "setcap", ok: false, detail: `setcap failed: ${(err as Error).message.split("\n")[0]}`, fix: ["sudo apt install libcap2-bin (for setcap), then run setup again"] });
       }
-      checks.push({ check: "TUN privilege", ok: true, detail: `root${priv.binaryCapNetAdmin ? "; binary has cap_net_admin for other users" : ""}` });
-    } else {
-      checks.push({ check: "TUN privilege", ok: true, detail: priv.root ? "root" : "binary has cap_net_admin" });
     }
-    checks.push({ check: "/dev/net/tun", ok: priv.tunPresent, detail: priv.tunPresent ? "present" : "missing", fix: priv.tunPresent ? undefined : ["sudo modprobe tun", "in a container: run it with --device /dev/net/tun --cap-add NET_ADMIN"] });
+    checks.push(tunPrivilegeCheck(priv, binary));
+    if (priv.platform === "linux") checks.push(tunDeviceCheck(priv));
   }
   // Checked on its own too: diagnoseYggdrasil names only the first problem of spawn mode, and this one stays hidden
   // behind a missing privilege until that is fixed.
@@ -62,6 +59,37 @@ export async function runSetup(ctx: CommandContext): Promise<CommandOutput> {
   for (const a of actions) lines.push(`done ${a}`);
   lines.push(ok ? readyLine(ygg.effectiveMode, ygg.adminSocket) : "not ready: run the fix commands above, then `declaw setup` again");
   return { json: { ok, checks, actions }, text: lines.join("\n"), exitCode: ok ? 0 : 1 };
+}
+
+/**
+ * Pure: can a daemon this user spawns get CAP_NET_ADMIN? Root counts only with the capability in its effective set
+ * (as canSpawnTun decides); the device is checked apart (tunDeviceCheck).
+ */
+export function tunPrivilegeCheck(r: PrivilegeReport, binary: string): Check {
+  const check = "TUN privilege";
+  const binaryCap = r.binaryCapNetAdmin === true && r.capNetAdminBounded;
+  if (r.platform === "darwin" ? r.root : r.capNetAdmin) {
+    const who = r.root ? "root" : "this process has CAP_NET_ADMIN";
+    return { check, ok: true, detail: `${who}${binaryCap ? "; binary has cap_net_admin for other users" : ""}` };
+  }
+  if (r.platform !== "darwin" && binaryCap) return { check, ok: true, detail: "binary has cap_net_admin" };
+  if (r.platform === "linux" && !r.capNetAdminBounded) {
+    return { check, ok: false, detail: `CAP_NET_ADMIN is not in the capability bounding set (a container started without --cap-add NET_ADMIN?): neither root nor setcap can grant it`, fix: [...NOT_BOUNDED_FIX] };
+  }
+  return {
+    check,
+    ok: false,
+    detail: r.root ? "root, but without CAP_NET_ADMIN in its effective set" : "this user cannot give a spawned daemon CAP_NET_ADMIN",
+    fix: [`sudo setcap cap_net_admin+ep ${binary}`, "or use a system daemon: sudo systemctl enable --now yggdrasil, then set yggdrasil to system"],
+  };
+}
+
+/** Pure: /dev/net/tun exists and this user can open it for reading and writing (Linux). */
+export function tunDeviceCheck(r: PrivilegeReport): Check {
+  const check = TUN_DEVICE;
+  if (!r.tunPresent) return { check, ok: false, detail: "missing", fix: ["sudo modprobe tun", "in a container: run it with --device /dev/net/tun --cap-add NET_ADMIN"] };
+  if (!r.tunAccessible) return { check, ok: false, detail: `present but not readable and writable by uid ${String(r.uid)}`, fix: [`sudo chmod 0666 ${TUN_DEVICE}`] };
+  return { check, ok: true, detail: "present, readable and writable" };
 }
 
 /** What `declaw run` will do with the mesh, once every check passed (diagnoseYggdrasil found no problem). */
