@@ -17,6 +17,8 @@ export interface NodeConfig {
   yggdrasilListen: string[];
   yggdrasilMulticast: boolean;
   yggdrasilAdminSocket: string | undefined;
+  /** The daemon binary spawn mode runs (and setup checks); unset: the first `yggdrasil` on PATH or in the usual dirs. */
+  yggdrasilBinary: string | undefined;
   timestampWindowMs: number;
   maxMessageAgeMs: number;
   bodyLimitBytes: number;
@@ -37,6 +39,7 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   yggdrasilListen: [],
   yggdrasilMulticast: false,
   yggdrasilAdminSocket: undefined,
+  yggdrasilBinary: undefined,
   timestampWindowMs: 5 * 60_000,
   maxMessageAgeMs: 7 * DAY_MS,
   bodyLimitBytes: 64 * 1024,
@@ -89,6 +92,7 @@ const SNAKE_KEYS: Record<string, (cfg: NodeConfig, v: unknown, key: string) => v
   yggdrasil_listen: (c, v, k) => (c.yggdrasilListen = peerUris(v, k)),
   yggdrasil_multicast: (c, v, k) => (c.yggdrasilMulticast = bool(v, k)),
   yggdrasil_admin_socket: (c, v, k) => (c.yggdrasilAdminSocket = adminSocketPath(v, k)),
+  yggdrasil_binary: (c, v, k) => (c.yggdrasilBinary = absolutePath(v, k)),
   // Not below the protocol's window: v1 retries re-send their first timestamp for up to 4 min (V1_TS_REUSE_MS).
   timestamp_window_seconds: (c, v, k) => (c.timestampWindowMs = int(v, k, TIMESTAMP_WINDOW_MS / 1000, 86_400,
     "the minimum is the protocol's +-5 minute window (docs/protocol.md section 2); v1 retries reuse their first timestamp for up to 4 minutes") * 1000),
@@ -187,6 +191,11 @@ function adminSocketPath(v: unknown, key: string): string {
   const path = scheme === undefined ? s : s.slice("unix://".length);
   if (!isAbsolute(path)) bad(key, example, v, "the path must be absolute");
   return path;
+}
+function absolutePath(v: unknown, key: string): string {
+  const s = str(v, key);
+  if (!isAbsolute(s)) bad(key, "an absolute path", v);
+  return s;
 }
 function oneOf<T extends string>(v: unknown, key: string, options: readonly T[]): T {
   if (typeof v !== "string" || !options.includes(v as T)) bad(key, `one of ${options.join(", ")}`, v);

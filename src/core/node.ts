@@ -194,6 +194,7 @@ export class Node {
       listen: this.config.yggdrasilListen,
       multicast: this.config.yggdrasilMulticast,
       adminSocket: this.config.yggdrasilAdminSocket,
+      binary: this.config.yggdrasilBinary,
       log: (level, msg) => this.#log[level](msg), // the supervisor prefixes its own lines
     });
     try {
@@ -376,7 +377,7 @@ export class Node {
     else if (this.#yggStatus) ygg = this.#yggStatus;
     else if (proc.heartbeat) ygg = proc.heartbeat.yggdrasil;
     else if (this.config.yggdrasil === "off") ygg = OFF_STATUS;
-    else ygg = await diagnoseYggdrasil({ mode: this.config.yggdrasil, dataDir: this.dataDir, adminSocket: this.config.yggdrasilAdminSocket });
+    else ygg = await diagnoseYggdrasil({ mode: this.config.yggdrasil, dataDir: this.dataDir, adminSocket: this.config.yggdrasilAdminSocket, binary: this.config.yggdrasilBinary });
     return {
       address: proc.heartbeat?.address ?? this.address,
       publicKey: this.identity.publicKeyBase64,

@@ -4,7 +4,7 @@
  * Run against a copy of the binary so the machine's own yggdrasil is never changed.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, rmSync, chmodSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,15 +42,28 @@ describe("declaw setup", { skip, timeout: 120_000 }, () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  it("as root: gives the binary cap_net_admin and reports ready", async () => {
+  it("as root: gives the configured binary (yggdrasil_binary) cap_net_admin and reports ready", async () => {
     const dir = join(work, "root-data");
-    const r = await cli(ns, dir, ["setup", "--binary", copy]);
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ yggdrasil_binary: copy }));
+    const r = await cli(ns, dir, ["setup"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(r.json.ok, true);
     assert.deepEqual(r.json.actions, [`setcap cap_net_admin+ep ${copy}`]);
     assert.match(execFileSync("getcap", [copy], { encoding: "utf8" }), /cap_net_admin[=+]ep/);
     const again = await cli(ns, dir, ["setup", "--binary", copy]);
+    assert.equal(again.json.ok, true, "--binary naming the configured binary is the same check");
     assert.deepEqual(again.json.actions, [], "the one-time step is not repeated");
+  });
+
+  it("--binary naming a binary the node would not run fails, and says which key makes the node run it", async () => {
+    const dir = join(work, "other-data"); // no config.json: the node runs the first yggdrasil it finds
+    const r = await cli(ns, dir, ["setup", "--binary", copy]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const c = r.json.checks.find((x: { check: string }) => x.check === "configured binary");
+    assert.equal(c?.ok, false, JSON.stringify(r.json.checks));
+    assert.match(c.detail, new RegExp(`runs ${system}, not ${copy}`));
+    assert.match(c.fix[0], /"yggdrasil_binary"/);
   });
 
   it("without the rights: exits 1 with the exact fix commands", { skip: nobodyCannotRunCli() ?? false }, async () => {

@@ -17,7 +17,7 @@ import { buildEnvelope, newMessageId } from "../../src/core/wire.ts";
 import { generateKeyPair } from "../../src/core/keys.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { peerIdFromAddress, parseIPv6 } from "../../src/core/address.ts";
-import { CHANNEL_ID, resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
+import { CHANNEL_ID, nodeConfigFor, resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
 import { decide, LoopBudget } from "../../src/hosts/openclaw/policy.ts";
 import { corePeerRef, normalizeTarget, peerFromSessionKey } from "../../src/hosts/openclaw/target.ts";
 import { parseSendArgs } from "../../src/hosts/openclaw/commands.ts";
@@ -120,6 +120,16 @@ describe("entry and manifest", { skip: !haveOpenClaw && "openclaw not installed"
     assert.equal(isAnswer({ text: "switching model", isFallbackNotice: true }, "final"), false);
     assert.equal(isAnswer({ text: "partial" }, "block"), false);
     assert.equal(isAnswer({ text: "tool output" }, "tool"), false);
+  });
+
+  it("a plugin config key from Object.prototype (__proto__ as JSON gives it) is refused as unknown, not dropped", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "declaw-oca-proto-"));
+    try {
+      const s = resolveSettings(JSON.parse(`{"data_dir": ${JSON.stringify(dir)}, "__proto__": {"peer_port": 1}}`));
+      await assert.rejects(nodeConfigFor(s), (e: { code?: string; message?: string }) => e.code === "P2P_ERR_CONFIG" && /unknown key "__proto__"/.test(e.message ?? ""));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("manifest schema defaults match the code's defaults", () => {

@@ -144,6 +144,16 @@ test("yggdrasil_admin_socket: an absolute path, or the daemon's AdminListen unix
   assert.equal(configFromSnake({ yggdrasil_admin_socket: "unix:///var/run/yggdrasil/yggdrasil.sock" }).yggdrasilAdminSocket, "/var/run/yggdrasil/yggdrasil.sock");
 });
 
+test("yggdrasil_binary: the daemon binary a node starts, an absolute path (unset: found on PATH)", () => {
+  assert.equal(configFromSnake({}).yggdrasilBinary, undefined);
+  assert.equal(configFromSnake({ yggdrasil_binary: "/opt/ygg/bin/yggdrasil" }).yggdrasilBinary, "/opt/ygg/bin/yggdrasil");
+  for (const v of ["yggdrasil", "bin/yggdrasil", "", 7]) {
+    const e = caught(() => configFromSnake({ yggdrasil_binary: v }, undefined, "cfg"));
+    assert.equal(e.code, "P2P_ERR_CONFIG", String(v));
+    assert.match(e.message, /^cfg: yggdrasil_binary must be /);
+  }
+});
+
 test("yggdrasil_admin_socket: tcp:// and other schemes are refused as unsupported, a relative path as not absolute", () => {
   for (const v of ["tcp://localhost:9001", "tcp://[::1]:9001", "tls://host:1"]) {
     const e = caught(() => configFromSnake({ yggdrasil_admin_socket: v }, undefined, "cfg"));

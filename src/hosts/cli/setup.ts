@@ -5,7 +5,7 @@
  * package itself is left to the printed command (a package install is the admin's call, not ours).
  */
 import { execFileSync } from "node:child_process";
-import { loadConfigFile } from "../../core/config.ts";
+import { loadConfigFile, type NodeConfig } from "../../core/config.ts";
 import { findYggdrasilBinary, probeBinary } from "../../yggdrasil/binary.ts";
 import { detectPlatform, installFix, NOT_BOUNDED_FIX, problemAdminSocketTooLong } from "../../yggdrasil/diagnose.ts";
 import { checkPrivileges, TUN_DEVICE, type PrivilegeReport } from "../../yggdrasil/privileges.ts";
@@ -19,13 +19,22 @@ export interface Check {
   fix?: string[];
 }
 
-export async function runSetup(ctx: CommandContext): Promise<CommandOutput> {
+/**
+ * `config`: what the node will run with (declaw: `<data_dir>/config.json`; the plugin passes its own). The binary
+ * checked is `--binary`, else the configured `yggdrasil_binary`, else the one the node would find; a `--binary` the
+ * node would not use fails its own check, since the node would run another.
+ */
+export async function runSetup(ctx: CommandContext, config: NodeConfig = loadConfigFile(ctx.dataDir).config): Promise<CommandOutput> {
   const platform = detectPlatform();
   const checks: Check[] = [];
   const actions: string[] = [];
-  const { config } = loadConfigFile(ctx.dataDir);
-  const explicit = typeof ctx.flags.binary === "string" ? ctx.flags.binary : undefined;
+  const flag = typeof ctx.flags.binary === "string" ? ctx.flags.binary : undefined;
+  const explicit = flag ?? config.yggdrasilBinary;
   const binary = findYggdrasilBinary(explicit);
+  if (flag !== undefined && flag !== config.yggdrasilBinary) {
+    const runs = config.yggdrasilBinary ?? findYggdrasilBinary() ?? "the first yggdrasil on PATH";
+    checks.push({ check: "configured binary", ok: false, detail: `the node runs ${runs}, not ${flag}`, fix: [`set "yggdrasil_binary": ${JSON.stringify(flag)} in the node's config (declaw: ${ctx.dataDir}/config.json; OpenClaw: the plugin config), then run setup again`] });
+  }
   if (!binary) {
     checks.push({ check: "yggdrasil binary", ok: false, detail: explicit ? `${explicit} is not an executable` : "not found on PATH or in the usual places", fix: installFix(platform) });
   } else {

@@ -51,8 +51,9 @@ export function pluginConfigFrom(cfg: unknown): Record<string, unknown> | undefi
 
 export function resolveSettings(raw: Record<string, unknown> | undefined): PluginSettings {
   const r = raw ?? {};
-  const nodeKeys: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(r)) if (!HOST_KEYS.has(k)) nodeKeys[k] = v;
+  // fromEntries defines own keys: a "__proto__" key reaches configFromSnake (and is refused there as unknown) instead
+  // of setting this object's prototype and vanishing.
+  const nodeKeys: Record<string, unknown> = Object.fromEntries(Object.entries(r).filter(([k]) => !HOST_KEYS.has(k)));
 
   const dataDirRaw = r.data_dir;
   if (dataDirRaw !== undefined && (typeof dataDirRaw !== "string" || dataDirRaw.trim() === "")) {

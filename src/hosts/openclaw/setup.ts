@@ -17,10 +17,10 @@ interface Check {
 export async function runPluginSetup(s: PluginSettings): Promise<CliOutput> {
   const [{ runSetup }, { diagnoseYggdrasil }] = await Promise.all([import("../cli/setup.ts"), import("../../yggdrasil/supervisor.ts")]);
   return withNode(s, async (n) => {
-    const base = await runSetup({ dataDir: s.dataDir, positionals: [], flags: {} });
+    const base = await runSetup({ dataDir: s.dataDir, positionals: [], flags: {} }, n.config);
     const json = base.json as { ok: boolean; checks: Check[]; actions: string[] };
     // declaw judges the mode of <data_dir>/config.json; the plugin's own config decides here.
-    const ygg = await diagnoseYggdrasil({ mode: n.config.yggdrasil, dataDir: s.dataDir, adminSocket: n.config.yggdrasilAdminSocket });
+    const ygg = await diagnoseYggdrasil({ mode: n.config.yggdrasil, dataDir: s.dataDir, adminSocket: n.config.yggdrasilAdminSocket, binary: n.config.yggdrasilBinary });
     const modeCheck: Check = { check: `mode ${n.config.yggdrasil}`, ok: !ygg.problem, detail: ygg.problem ? ygg.problem.message : `would use ${ygg.effectiveMode}`, fix: ygg.problem?.fix };
     const checks = [...json.checks.filter((c) => !c.check.startsWith("mode ")), modeCheck];
     // Mode "off" needs nothing from Yggdrasil: the address is managed outside the node.
