@@ -36,6 +36,11 @@ export const RESTART_BACKOFF_MS: readonly number[] = [500, 1000, 2000, 5000, 10_
 /** A daemon that ran this long before dying starts the backoff table from the top again. */
 export const STABLE_RUN_MS = 60_000;
 const STATUS_ADMIN_TIMEOUT_MS = 1500;
+/**
+ * A spawned daemon whose admin socket has not answered for this long (hung, or stopped with SIGSTOP) is killed, and the
+ * exit path restarts it: a process that is alive is not a working mesh. The node asks every 5 s (redial, status).
+ */
+export const UNRESPONSIVE_MS = 30_000;
 /** Failures that retrying cannot fix. */
 const FATAL_CODES: readonly string[] = ["P2P_ERR_YGG_NO_PRIVILEGE", "P2P_ERR_YGG_ADDRESS_MISMATCH", "P2P_ERR_YGG_BINARY_MISSING", "P2P_ERR_CONFIG"];
 /**
@@ -83,6 +88,8 @@ export class YggdrasilSupervisor {
   readonly #systemAdded = new Set<string>();
   #restartTimer: NodeJS.Timeout | undefined;
   #failures = 0;
+  /** Since when our spawned daemon's admin socket has not answered (undefined: it answered last time). */
+  #unansweredSince: number | undefined;
   /** Per peer URI, the redial error last warned about: a peer that keeps failing is reported once, not every call. */
   readonly #redialErrors = new Map<string, string>();
   /** Bumped by stop(): work started under an older generation gives up quietly. */
@@ -307,6 +314,7 @@ export class YggdrasilSupervisor {
       throw new P2PError("P2P_ERR_YGG_ADDRESS_MISMATCH", this.#problem.message);
     }
     writePid(this.#paths.pid, d.pid);
+    this.#unansweredSince = undefined;
     this.#address = self.address;
     this.#subnet = self.subnet;
     this.#problem = undefined;
@@ -323,6 +331,33 @@ export class YggdrasilSupervisor {
     if (Date.now() - d.startedAt >= STABLE_RUN_MS) this.#failures = 0;
     this.#state = "restarting";
     this.#scheduleRestart(`daemon pid ${d.pid} ${how}`);
+  }
+
+  /**
+   * Records whether our spawned daemon's admin socket answered a call (`err`: what the call threw). Only "did not
+   * answer" counts against it (an error reply is an answer); past UNRESPONSIVE_MS of that, the daemon is killed, and
+   * #onExit restarts it with the usual backoff.
+   */
+  #adminAnswered(err?: unknown): void {
+    if (this.#effective !== "spawn") return;
+    if (!(err instanceof P2PError && err.code === "P2P_ERR_YGG_ADMIN_UNREACHABLE")) {
+      this.#unansweredSince = undefined;
+      return;
+    }
+    const now = Date.now();
+    this.#unansweredSince ??= now;
+    const d = this.#daemon;
+    const limit = this.#o.unresponsiveMs ?? UNRESPONSIVE_MS;
+    if (!d || this.#state !== "running" || now - this.#unansweredSince < limit) return;
+    this.#unansweredSince = undefined;
+    const why = `daemon pid ${d.pid} has not answered its admin socket for ${Math.round(limit / 1000)} s; killing it to restart it`;
+    this.#log("warn", why);
+    this.#daemonLog.note(why);
+    try {
+      process.kill(d.pid, "SIGKILL");
+    } catch {
+      // already gone: its exit restarts it anyway
+    }
   }
 
   #scheduleRestart(why: string): void {
@@ -460,7 +495,15 @@ export class YggdrasilSupervisor {
       if (this.#state !== "running" || !socket || this.#binary?.line === "0.5") return 0;
       const wanted = this.#effective === "spawn" ? this.#peers : [...this.#systemAdded];
       if (wanted.length === 0) return 0;
-      const live = new Set((await getPeers(socket, STATUS_ADMIN_TIMEOUT_MS)).filter((p) => p.up && p.uri).map((p) => peerUriKey(p.uri!)));
+      let linked: AdminPeer[];
+      try {
+        linked = await getPeers(socket, STATUS_ADMIN_TIMEOUT_MS);
+        this.#adminAnswered();
+      } catch (err) {
+        this.#adminAnswered(err);
+        throw err;
+      }
+      const live = new Set(linked.filter((p) => p.up && p.uri).map((p) => peerUriKey(p.uri!)));
       for (const uri of this.#redialErrors.keys()) if (!wanted.includes(uri)) this.#redialErrors.delete(uri);
       let n = 0;
       for (const uri of wanted) {
@@ -512,7 +555,9 @@ export class YggdrasilSupervisor {
           s.subnet = self.subnet;
         }
         s.peers = (await getPeers(socket, STATUS_ADMIN_TIMEOUT_MS)).map(toPeerStatus);
+        this.#adminAnswered();
       } catch (err) {
+        this.#adminAnswered(err);
         const code: ErrorCode = err instanceof P2PError ? err.code : "P2P_ERR_YGG_ADMIN";
         s.problem = { code, message: (err as Error).message, fix: this.#effective === "system" ? ["sudo systemctl status yggdrasil"] : [`read ${this.#paths.log}`] };
       }

@@ -17,6 +17,8 @@ export interface YggOptions {
   adminSocket?: string;
   /** Path of the yggdrasil binary (default: $PATH, then /usr/sbin, /usr/local/bin, /opt/homebrew/bin). */
   binary?: string;
+  /** Spawn mode: a daemon whose admin socket has not answered for this long is killed and restarted (default 30 s). */
+  unresponsiveMs?: number;
   log?: (level: "info" | "warn" | "error", msg: string) => void;
 }
 

@@ -226,3 +226,37 @@ test("spawn: redial dials the other peers when one fails, and warns about the fa
   assert.equal(warned.length, 1, warned.join("\n"));
   assert.match(warned[0]!, /^warn .*unknown call scheme: quic/);
 });
+
+test("spawn: a daemon that stops answering its admin socket (hung) is killed and restarted", { timeout: 60_000 }, async (t) => {
+  const fake = fakeDaemon("hung");
+  const logs: string[] = [];
+  const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [], listen: [], multicast: false, binary: fake.binary, unresponsiveMs: 2_000, log: (level, m) => logs.push(`${level} ${m}`) });
+  t.after(() => s.stop());
+  const first = await s.start();
+  assert.equal(first.state, "running");
+  process.kill(first.pid!, "SIGSTOP"); // alive, but answers nothing: its admin calls time out
+
+  const second = await waitFor("a new daemon in place of the hung one", async () => {
+    const st = await s.status(); // each call waits out the admin timeout while the daemon is stopped
+    return st.state === "running" && st.pid !== first.pid && st.problem === undefined ? st : undefined;
+  }, 45_000);
+  assert.ok(!processAlive(first.pid!), "the hung daemon was killed");
+  assert.ok(processAlive(second.pid!));
+  assert.ok(logs.some((m) => /^warn .*daemon pid \d+ has not answered its admin socket for 2 s; killing it/.test(m)), logs.join("\n"));
+  assert.equal(fake.calls().filter((c) => c === "launch").length, 2);
+});
+
+test("spawn: a daemon that answers, even with an error, is never killed for being slow to link peers", { timeout: 30_000 }, async (t) => {
+  const fake = fakeDaemon("answers");
+  const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: ["quic://[::1]:9"], listen: [], multicast: false, binary: fake.binary, unresponsiveMs: 1 });
+  t.after(() => s.stop());
+  const first = await s.start();
+  for (let i = 0; i < 3; i++) {
+    await s.redial(); // the daemon answers addPeer with an error: an answer all the same
+    await s.status();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const now = await s.status();
+  assert.equal(now.pid, first.pid);
+  assert.equal(fake.calls().filter((c) => c === "launch").length, 1);
+});
