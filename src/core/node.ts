@@ -464,7 +464,6 @@ export function addressFor(ygg: Pick<YggStatus, "effectiveMode" | "address"> | u
   return recorded ?? derived;
 }
 
-/** Whether `hb` is process `pid`'s and was written within HEARTBEAT_STALE_MS. */
 /** identity.json is absent (an unreadable one is loadOrCreateIdentity's to report). */
 function identityMissing(dataDir: string): boolean {
   try {
@@ -475,6 +474,7 @@ function identityMissing(dataDir: string): boolean {
   }
 }
 
+/** Whether `hb` is process `pid`'s and was written within HEARTBEAT_STALE_MS. */
 function heartbeatFresh(hb: Heartbeat | undefined, pid: number): boolean {
   return hb?.pid === pid && Date.now() - hb.updatedAt <= HEARTBEAT_STALE_MS;
 }
