@@ -72,7 +72,7 @@ export function httpExchange(t: Target, method: "GET" | "POST", path: string, bo
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once("connect", () => clearTimeout(connectTimer));
     });
-    req.on("error", (err: NodeJS.ErrnoException) => finish(unreachable(err.code ?? err.message)));
+    req.on("error", (err: NodeJS.ErrnoException) => finish(unreachable(connectFailure(err))));
     req.on("response", (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -215,4 +215,26 @@ export async function pingPeer(t: Target, pinnedKey: string | null): Promise<Pin
   const keyBinding = derived ? "derived" : pinnedKey === null ? "unbound" : proof.key === pinnedKey ? "pinned" : "none";
   if (keyBinding === "none") throw new P2PError("P2P_ERR_KEY_MISMATCH", `${t.address} answered with a key different from the pinned one`);
   return { address: proof.address, publicKey: proof.key, versions: proof.versions, rttMs, verified: keyBinding !== "unbound", keyBinding, protocol: 2 };
+}
+
+/**
+ * A socket error as a person reads it, the system's code kept at the end (scripts and searches match on it): a refused
+ * connection means no node listens there; no route means this side of the mesh is down.
+ */
+export function connectFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case "ECONNREFUSED":
+      return "connection refused: the peer's node is not running, or listens on another port (ECONNREFUSED)";
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `no route to the peer: is this machine's Yggdrasil running and connected to the mesh? (${err.code})`;
+    case "EADDRNOTAVAIL":
+      return "this machine has no address to send from (EADDRNOTAVAIL)";
+    case "ECONNRESET":
+      return "the connection was reset (ECONNRESET)";
+    case "ETIMEDOUT":
+      return "the connection timed out (ETIMEDOUT)";
+    default:
+      return err.code ?? err.message;
+  }
 }

@@ -141,12 +141,15 @@ export class PeerServer {
   listen(port: number, host = "::"): Promise<number> {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
+        const another = "choose another port (declaw run --port, or peer_port in the config)";
         reject(
           err.code === "EADDRINUSE"
             ? new P2PError("P2P_ERR_PORT_IN_USE", `peer port ${port} is already in use`, {
-                hint: "another node (declaw run or the OpenClaw gateway) may be serving this data directory, or choose another peer_port",
+                hint: `another program listens on it (another declaw run, or an OpenClaw gateway's node): stop it, or ${another}`,
               })
-            : err,
+            : err.code === "EACCES"
+              ? new P2PError("P2P_ERR_CONFIG", `peer port ${port} may not be used by this user: ports below 1024 need root`, { hint: `${another} of 1024 or more; the default is 8099` })
+              : err,
         );
       };
       this.#server.once("error", onError);

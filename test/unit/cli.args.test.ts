@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { TestContext } from "node:test";
@@ -65,6 +65,55 @@ test("unknown commands, argument counts and help", () => {
   assert.deepEqual(parseCommandLine(["--json"]), { kind: "help", exitCode: 2 });
   assert.deepEqual(parseCommandLine(["--help"]), { kind: "help", exitCode: 0 });
   assert.deepEqual(parseCommandLine(["inbox", "-h"]), { kind: "help", exitCode: 0 });
+});
+
+test("a message that starts with '-' is never read as options: no help with exit 0, a usage error that shows --", () => {
+  for (const text of ["-1 is the answer", "-hello", "-5 degrees"]) {
+    const r = parseCommandLine(["send", "bob", text]);
+    assert.equal(r.kind, "usage", text);
+    if (r.kind === "usage") assert.match(r.message, /usage: declaw send <peer> <text>/);
+  }
+  const told = parseCommandLine(["send", "bob", "-1 is the answer"]);
+  assert.ok(told.kind === "usage" && told.message.includes('declaw send alice -- "-1 is the answer"'));
+  const sent = parseCommandLine(["send", "bob", "--", "-1 is the answer"]);
+  assert.ok(sent.kind === "command" && sent.positionals[1] === "-1 is the answer");
+  const literal = parseCommandLine(["send", "bob", "--", "--json"]);
+  assert.ok(literal.kind === "command" && literal.positionals[1] === "--json" && literal.flags.json === undefined);
+});
+
+test("help and version: `help`, --help/-h with or without a command, --version", () => {
+  assert.deepEqual(parseCommandLine(["help"]), { kind: "help", exitCode: 0 });
+  assert.deepEqual(parseCommandLine(["send", "--help"]), { kind: "help", exitCode: 0 });
+  assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+  assert.deepEqual(parseCommandLine(["status", "--version"]), { kind: "version" });
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  const v = declaw(["--version"]);
+  assert.equal(v.code, 0);
+  assert.equal(v.stdout, `declaw ${pkg.version}\n`);
+  const j = declaw(["--version", "--json"]);
+  assert.deepEqual(JSON.parse(j.stdout), { version: pkg.version });
+});
+
+test("CLI: `send PEER -- --json` sends the text --json; it does not switch the output to JSON", (t) => {
+  const dir = tmp(t);
+  const r = declaw(["--data-dir", dir, "send", "nobody-known", "--", "--json"]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "", "no JSON on stdout");
+  assert.match(r.stderr, /^declaw: .*nobody-known/);
+});
+
+test("CLI: a port below 1024 without root is a config error with the way out, not a bug report", { skip: process.getuid?.() === 0 ? false : "needs root to run the CLI as another user" }, (t) => {
+  const dir = tmp(t);
+  chownSync(dir, 65534, 65534); // nobody
+  const r = spawnSync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", process.execPath, CLI, "--data-dir", join(dir, "d"), "run", "--yggdrasil", "off", "--port", "80"], {
+    env: { ...process.env, DECLAW_DEBUG: "", DECLAW_DATA_DIR: "", HOME: "/nonexistent" },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /peer port 80 may not be used by this user: ports below 1024 need root/);
+  assert.match(r.stderr, /next step: choose another port \(declaw run --port/);
+  assert.doesNotMatch(r.stderr, /bug/);
 });
 
 test("the data dir: --data-dir, else $DECLAW_DATA_DIR, else the default; always absolute", () => {

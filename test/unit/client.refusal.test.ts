@@ -4,11 +4,11 @@
  * looks like one of ours (else `HTTP_<status>`), and its message is one line, controls made visible, marked as the
  * peer's words. A fake peer on ::1 answers every request with the body under test.
  */
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { deliverV2, pingPeer, type Target } from "../../src/core/client.ts";
+import { connectFailure, deliverV2, pingPeer, type Target } from "../../src/core/client.ts";
 import type { Envelope } from "../../src/core/wire.ts";
 
 let answer = { status: 403, body: "" };
@@ -70,4 +70,13 @@ describe("a peer's refusal", () => {
       return true;
     });
   });
+});
+
+test("a socket error reads as what it means for the user, its system code kept at the end", () => {
+  const err = (code: string) => Object.assign(new Error(`connect ${code}`), { code });
+  assert.equal(connectFailure(err("ECONNREFUSED")), "connection refused: the peer's node is not running, or listens on another port (ECONNREFUSED)");
+  assert.match(connectFailure(err("EHOSTUNREACH")), /^no route to the peer: is this machine's Yggdrasil running and connected to the mesh\? \(EHOSTUNREACH\)$/);
+  assert.match(connectFailure(err("ENETUNREACH")), /\(ENETUNREACH\)$/);
+  assert.equal(connectFailure(err("EWHATEVER")), "EWHATEVER");
+  assert.equal(connectFailure(new Error("socket hang up")), "socket hang up");
 });

@@ -1,4 +1,5 @@
 /** Argument parsing, output and exit codes for `declaw`: 0 ok, 1 the operation failed, 2 usage error. */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { defaultDataDir } from "../../core/config.ts";
@@ -12,6 +13,7 @@ const GLOBAL_OPTIONS = {
   "data-dir": { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
 } as const;
 
 /**
@@ -25,11 +27,12 @@ const ANY_OPTION: Record<string, { type: "string" | "boolean"; short?: string }>
 );
 
 function help(): string {
-  const lines = ["usage: declaw <command> [args] [--data-dir DIR] [--json]", "", "commands:"];
+  const lines = ["usage: declaw <command> [args] [--data-dir DIR] [--json]   (declaw --version, declaw help)", "", "commands:"];
   for (const c of Object.values(COMMANDS)) lines.push(`  ${c.usage.padEnd(58)} ${c.summary}`);
   lines.push(
     "",
     "options may come before or after the command; a peer is an address (200:...), a peer id (0200-...) or an alias",
+    'text that starts with "-" goes after --: declaw send alice -- "-1 is the answer"',
     `data dir defaults to ${defaultDataDir()} (or $DECLAW_DATA_DIR)`,
   );
   return lines.join("\n");
@@ -37,23 +40,34 @@ function help(): string {
 
 export type CommandLine =
   | { kind: "help"; exitCode: 0 | 2 }
+  | { kind: "version" }
   | { kind: "usage"; message: string }
   | { kind: "command"; name: string; command: Command; positionals: string[]; flags: Flags };
 
-/** Pure: what the arguments (without `node main.ts`) ask for. Options may come before or after the command word. */
+/**
+ * Pure: what the arguments (without `node main.ts`) ask for. Options may come before or after the command word.
+ * Help is read from the strict parse once there is a command: the lenient one reads text such as "-1 is the answer"
+ * as a bundle of short options, `-h` among them, and a message must never turn into help with exit 0.
+ */
 export function parseCommandLine(argv: readonly string[]): CommandLine {
   const loose = parseArgs({ args: [...argv], options: ANY_OPTION, allowPositionals: true, strict: false });
   const name = loose.positionals[0];
-  if (loose.values.help === true) return { kind: "help", exitCode: 0 };
-  if (name === undefined) return { kind: "help", exitCode: 2 };
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!command) return { kind: "usage", message: `unknown command "${name}"` };
+  const command = name !== undefined && Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) {
+    if (loose.values.help === true || name === "help") return { kind: "help", exitCode: 0 };
+    if (loose.values.version === true) return { kind: "version" };
+    if (name === undefined) return { kind: "help", exitCode: 2 };
+    return { kind: "usage", message: `unknown command "${name}"` };
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: { ...GLOBAL_OPTIONS, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
   } catch (err) {
-    return { kind: "usage", message: `${(err as Error).message}\nusage: declaw ${command.usage}` };
+    const dash = argv.some((a) => /^-[^-]/.test(a) && !/^-[a-z]$/i.test(a)) ? '\n(text that starts with "-" goes after --, e.g. declaw send alice -- "-1 is the answer")' : "";
+    return { kind: "usage", message: `${(err as Error).message}\nusage: declaw ${command.usage}${dash}` };
   }
+  if (parsed.values.help === true) return { kind: "help", exitCode: 0 };
+  if (parsed.values.version === true) return { kind: "version" };
   const positionals = parsed.positionals.slice(1);
   if (positionals.length < command.args[0] || positionals.length > command.args[1]) {
     return { kind: "usage", message: `wrong number of arguments\nusage: declaw ${command.usage}` };
@@ -82,11 +96,17 @@ export function dataDirFrom(flag: string | undefined, env: string | undefined): 
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const wantsJson = argv.includes("--json");
+  const end = argv.indexOf("--"); // after it, "--json" is text (a message), not the option
+  const wantsJson = (end === -1 ? argv : argv.slice(0, end)).includes("--json");
   const line = parseCommandLine(argv);
   if (line.kind === "help") {
     process.stdout.write(`${help()}\n`);
     return line.exitCode;
+  }
+  if (line.kind === "version") {
+    const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    process.stdout.write(wantsJson ? `${JSON.stringify({ version })}\n` : `declaw ${version}\n`);
+    return 0;
   }
   if (line.kind === "usage") return usageError(line.message, wantsJson);
   try {

@@ -110,7 +110,9 @@ export const COMMANDS: Record<string, Command> = {
     args: [2, Infinity],
     run: (ctx) => withNode(ctx, async (n) => {
       const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "));
-      return { json: r, text: formatSend(r), exitCode: r.state === "failed" ? 1 : 0 };
+      // Retries are the running node's work (the outbox); without one, nothing tries again until a node starts.
+      const idle = r.state === "queued" && !n.processInfo().running ? "\nno node runs on this data directory now: start `declaw run` (or the OpenClaw gateway with this plugin) and it is sent" : "";
+      return { json: r, text: `${formatSend(r)}${idle}`, exitCode: r.state === "failed" ? 1 : 0 };
     }),
   },
   peers: {
