@@ -7,7 +7,7 @@ export interface RateLimit {
   burst: number;
 }
 
-const MAX_TRACKED_SOURCES = 16_384;
+export const MAX_TRACKED_SOURCES = 16_384;
 
 export class RateLimiter {
   readonly #limit: RateLimit;

@@ -13,6 +13,7 @@ import { keyPairFromSeed } from "../../src/core/keys.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import {
   BACKOFF_MS,
+  backoffDelay,
   DEFAULT_PEER_PORT,
   LAST_ATTEMPT_GRACE_MS,
   LEASE_MS,
@@ -114,6 +115,19 @@ test("a row found long after its expiry (the node was not running) is failed wit
   assert.equal(r.state, "failed");
   assert.match(r.state === "failed" ? r.reason : "", /^expired after 216 h without delivery.*; last error: P2P_ERR_BUSY: earlier$/, "the last error is the earlier one");
   assert.equal(store.getMessage("out", row.id)?.state, "failed");
+});
+
+test("backoffDelay: the attempt's step of BACKOFF_MS, +-20%, the last step after that; a longer Retry-After wins", () => {
+  for (let attempts = 0; attempts < BACKOFF_MS.length + 3; attempts++) {
+    const step = BACKOFF_MS[Math.min(attempts, BACKOFF_MS.length - 1)]!;
+    for (let i = 0; i < 20; i++) {
+      const d = backoffDelay(attempts);
+      assert.ok(d >= step * 0.8 - 1 && d <= step * 1.2 + 1, `attempt ${attempts}: ${d} ms for a ${step} ms step`);
+    }
+  }
+  assert.ok(backoffDelay(0) < BACKOFF_MS[1]! * 0.8, "the first retry comes after the first step, not a later one");
+  assert.equal(backoffDelay(0, 90_000), 90_000, "the receiver's Retry-After is honoured when it asks for longer");
+  assert.ok(backoffDelay(5, 1_000) >= BACKOFF_MS[5]! * 0.8, "a shorter Retry-After does not hasten the backoff");
 });
 
 test("nextAttemptTime: backoff or Retry-After, but never past the expiry; an attempt ending at expiry was the last", () => {

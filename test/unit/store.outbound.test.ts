@@ -19,11 +19,12 @@ test("enqueueOutbound queues a message due at once", (t) => {
   assert.equal(store.counts().queued, 1);
 });
 
-test("enqueueing the same id again returns the existing row; other content under that id is refused", (t) => {
+test("enqueueing the same id again returns the existing row; other content or kind under that id is refused", (t) => {
   const { store } = openTemp(t);
   const m = store.enqueueOutbound(outbound("o1"), 100);
   assert.deepEqual(store.enqueueOutbound(outbound("o1"), 200), m);
   assert.throws(() => store.enqueueOutbound(outbound("o1", { content: "else" }), 200), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.throws(() => store.enqueueOutbound(outbound("o1", { kind: "typing" }), 200), { code: "P2P_ERR_BAD_ARGUMENT" });
   assert.equal(store.listOutbox().length, 1);
 });
 

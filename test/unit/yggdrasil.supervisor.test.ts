@@ -101,9 +101,6 @@ test("diagnoseYggdrasil: a data dir too long for the admin socket is reported, n
   assert.ok(!existsSync(dataDir), "nothing created");
 });
 
-test("restart backoff table grows and ends at 30 s", () => {
-  assert.deepEqual([...RESTART_BACKOFF_MS], [500, 1000, 2000, 5000, 10_000, 30_000]);
-});
 
 test("RotatingLog rotates to .1 past the cap and keeps a tail", () => {
   const path = join(root, "rot.log");
@@ -259,4 +256,20 @@ test("spawn: a daemon that answers, even with an error, is never killed for bein
   const now = await s.status();
   assert.equal(now.pid, first.pid);
   assert.equal(fake.calls().filter((c) => c === "launch").length, 1);
+});
+
+test("spawn: restarts back off along RESTART_BACKOFF_MS (+-20%) while the daemon keeps failing", { timeout: 60_000 }, async (t) => {
+  const fake = fakeDaemon("backoff", { broken: true });
+  const logs: string[] = [];
+  const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [], listen: [], multicast: false, binary: fake.binary, log: (level, m) => logs.push(`${level} ${m}`) });
+  t.after(() => s.stop());
+  await assert.rejects(s.start());
+  const delays = await waitFor("three scheduled restarts", async () => {
+    const ds = logs.map((m) => /restarting in (\d+) ms$/.exec(m)?.[1]).filter((d) => d !== undefined).map(Number);
+    return ds.length >= 3 ? ds : undefined;
+  }, 30_000);
+  delays.slice(0, 3).forEach((d, i) => {
+    const step = RESTART_BACKOFF_MS[i]!;
+    assert.ok(d >= step * 0.8 - 1 && d <= step * 1.2 + 1, `restart ${i + 1} after ${d} ms, the table says ${step} ms`);
+  });
 });
