@@ -6,7 +6,7 @@
  * Lifecycle: open -> start -> stop (idempotent). A node that is only opened (CLI commands) holds no sockets.
  */
 import { readFileSync, statSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { canonicalAddress, isYggdrasilAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { pingPeer, type PingResult } from "./client.ts";
@@ -184,6 +184,8 @@ export class Node {
   async #startYggdrasil(): Promise<void> {
     if (this.config.yggdrasil === "off") {
       this.#yggStatus = OFF_STATUS;
+      // Mode off leaves the address to something else (a daemon run outside declaw); say so when nothing has put it here.
+      if (!onLocalInterface(this.address)) this.#log.warn(`yggdrasil is off and ${this.address} is on no network interface of this machine: peers cannot reach this node until a Yggdrasil daemon run outside declaw puts it on one (or use yggdrasil mode auto)`);
       return;
     }
     this.#ygg = new YggdrasilSupervisor({
@@ -202,7 +204,7 @@ export class Node {
     } catch (err) {
       // Everything else keeps working without the mesh: inbox, peers, queueing. `status` shows the diagnosis.
       this.#yggStatus = await this.#ygg.status();
-      this.#log.warn(`yggdrasil unavailable: ${(err as Error).message}`);
+      if (!this.#yggStatus.problem) this.#log.warn(`yggdrasil unavailable: ${(err as Error).message}`); // else said below
     }
     const p = this.#yggStatus.problem;
     if (p) this.#log.warn(`yggdrasil: ${p.message}; fix: ${p.fix.join(" ; ")}`);
@@ -462,6 +464,11 @@ export function addressFor(ygg: Pick<YggStatus, "effectiveMode" | "address"> | u
   if (ygg?.effectiveMode === "system" && ygg.address) return ygg.address;
   if (ygg?.effectiveMode === "spawn") return derived;
   return recorded ?? derived;
+}
+
+/** Whether `address` is assigned to an interface of this machine (in this network namespace). */
+function onLocalInterface(address: string): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.family === "IPv6" && canonicalAddress(i.address.split("%")[0]!) === address));
 }
 
 /** identity.json is absent (an unreadable one is loadOrCreateIdentity's to report). */

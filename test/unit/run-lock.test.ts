@@ -119,6 +119,18 @@ test("Node.start refuses a data directory another process runs a node on, and st
   await third.stop();
 });
 
+test("yggdrasil off, and our address on no interface of this machine: start warns that peers cannot reach the node", async (t) => {
+  const dir = tempDir(t, "declaw-off-");
+  const warnings: string[] = [];
+  const log = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+  const n = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 }, log });
+  await n.start();
+  await n.stop();
+  // This test runs outside any namespace of ours: nothing here holds the fresh identity's 200::/7 address.
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0]!, new RegExp(`yggdrasil is off and ${n.identity.address} is on no network interface`));
+});
+
 test("the address a node answers for: the system daemon's, the derived one with its own daemon, else the recorded one", () => {
   const derived = "200:aaaa::1";
   const recorded = "200:1111:2222:3333:4444:5555:6666:7777"; // e.g. what a system-mode run recorded
