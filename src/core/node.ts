@@ -296,6 +296,17 @@ export class Node {
     return this.store.listOutbox(o);
   }
 
+  /** Stops retrying a queued message (a mistyped address, a peer that is gone). P2P_ERR_BAD_ARGUMENT if none is queued. */
+  cancel(id: string): MessageRow {
+    if (!this.store.cancelOutbound(id)) {
+      const m = this.store.getMessage("out", id);
+      throw new P2PError("P2P_ERR_BAD_ARGUMENT", m ? `message ${id} is ${m.state}, not queued: there is nothing to cancel` : `no sent message has id ${id}`, {
+        hint: "`outbox` lists sent messages with their ids and states; only queued ones can be cancelled",
+      });
+    }
+    return this.store.getMessage("out", id)!;
+  }
+
   // ---- messaging ----
 
   /**

@@ -29,6 +29,8 @@ export const BUSY_TIMEOUT_MS = 5000;
  * fsync'd commit just to move a timestamp; with it a known sender costs a read only. `lastSeen` is precise to this.
  */
 export const LAST_SEEN_RESOLUTION_MS = 10_000;
+/** The last error of an outbound message the user cancelled (cancelOutbound). */
+export const CANCELLED = "cancelled by the user";
 
 export type Trust = "trusted" | "pending" | "blocked";
 export type KeyBinding = "derived" | "tofu" | "user";
@@ -778,6 +780,15 @@ export class Store {
     this.#run("mark a message failed", () => {
       this.#markFailed.run(reason, id);
     });
+  }
+
+  /**
+   * The user stops the retries of a queued outbound message: it is failed with the reason "cancelled by the user".
+   * False when no queued message has that id (delivered, failed, or unknown). An attempt already on its way may still
+   * deliver it; its receipt then marks it delivered, as the truth is.
+   */
+  cancelOutbound(id: string): boolean {
+    return this.#run("cancel a message", () => Number(this.#markFailed.run(CANCELLED, id).changes) > 0);
   }
 
   // ---------------------------------------------------------------- reading messages

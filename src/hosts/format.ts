@@ -52,7 +52,8 @@ export function formatMessages(rows: MessageRow[]): string {
       const arrow = m.direction === "in" ? `from ${peer}` : `to   ${peer}`;
       const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && m.state !== "delivered" ? `: ${escapeControls(m.lastError, { oneLine: true })}` : ""}]` : "";
       // Continuation lines are indented so every line of a message is visibly part of it.
-      return `${iso(m.createdAt)} ${arrow}${state}\n  ${escapeControls(m.content).replaceAll("\n", "\n  ")}`;
+      const id = m.direction === "out" ? ` id ${escapeControls(m.id, { oneLine: true })}` : "";
+      return `${iso(m.createdAt)} ${arrow}${state}${id}\n  ${escapeControls(m.content).replaceAll("\n", "\n  ")}`;
     })
     .join("\n");
 }

@@ -11,6 +11,8 @@ import { deriveAddress, formatIPv6, parseIPv6 } from "../../src/core/address.ts"
 import { keyPairFromSeed } from "../../src/core/keys.ts";
 import { P2PError } from "../../src/core/errors.ts";
 import { Node } from "../../src/core/node.ts";
+import { LEASE_MS } from "../../src/core/outbox.ts";
+import { CANCELLED } from "../../src/core/store.ts";
 import { MAX_BODY_BYTES, MAX_CONTENT_BYTES } from "../../src/core/wire.ts";
 import { tempDir } from "../helpers/store-fixture.ts";
 
@@ -87,4 +89,17 @@ test("a failure after the message is stored is reported as queued, never as an e
   assert.match(r.state === "queued" ? r.reason : "", /^stored, but the first attempt did not complete \(P2P_ERR_STORAGE: database is locked\)/);
   assert.equal(node.outbox()[0]?.id, r.id, "it is in the outbox");
   assert.equal(node.outbox()[0]?.state, "queued");
+});
+
+test("a queued message can be cancelled: failed as cancelled, never tried again; anything else is refused with a next step", async (t) => {
+  const node = openNode(t);
+  const r = await node.send(NOBODY, "to a mistyped address");
+  assert.equal(r.state, "queued");
+
+  const m = node.cancel(r.id);
+  assert.equal(m.state, "failed");
+  assert.equal(m.lastError, CANCELLED);
+  assert.equal(node.store.claimMessage(r.id, Date.now() + 10 * 86_400_000, LEASE_MS), undefined, "no attempt will claim it");
+  assert.throws(() => node.cancel(r.id), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /is failed, not queued/.test(e.message) && /outbox/.test(e.hint ?? ""));
+  assert.throws(() => node.cancel("no-such-id"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /no sent message has id no-such-id/.test(e.message));
 });

@@ -146,6 +146,15 @@ export const COMMANDS: Record<string, Command> = {
       return { json: rows, text: formatMessages(rows) };
     }),
   },
+  cancel: {
+    usage: "cancel <id>",
+    summary: "stop retrying a queued message (ids in `outbox`); it is marked failed",
+    args: [1, 1],
+    run: (ctx) => withNode(ctx, (n) => {
+      const m = n.cancel(ctx.positionals[0]!);
+      return { json: m, text: `cancelled: ${formatMessages([m])}` };
+    }),
+  },
   allow: {
     usage: "allow <peer>",
     summary: "trust a peer (approve a pending request)",

@@ -129,6 +129,15 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
         return { json: rows, text: (await fmt()).formatMessages(rows) };
       }),
   },
+  cancel: {
+    args: "<id>",
+    summary: "stop retrying a queued message (ids in `outbox`); it is marked failed",
+    run: (s, [id]) =>
+      withNode(s, async (n) => {
+        const m = n.cancel(id!);
+        return { json: m, text: `cancelled: ${(await fmt()).formatMessages([m])}` };
+      }),
+  },
   allow: {
     args: "<peer>",
     summary: "trust a peer (approve a pending request; its held messages then reach the agent)",
