@@ -280,7 +280,7 @@ export class Node {
   /** An alias or a known peer, else a valid address (allow/block work on addresses never seen yet). */
   #addressOf(peer: string): string {
     const row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
-    return row ? row.address : requireAddress(peer);
+    return row ? row.address : requireAddress(peer, true);
   }
 
   peers(o: { limit?: number; offset?: number } = {}): PeerRow[] {
@@ -369,7 +369,7 @@ export class Node {
 
   async ping(peer: string): Promise<PingResult> {
     const row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
-    const address = row?.address ?? requireAddress(peer);
+    const address = row?.address ?? requireAddress(peer, true);
     const r = await pingPeer({ address, port: row?.port ?? DEFAULT_PEER_PORT, localAddress: this.#localAddress }, row?.publicKey ?? null);
     return r;
   }
@@ -458,9 +458,14 @@ export class Node {
   }
 }
 
-function requireAddress(text: string): string {
+/**
+ * The canonical 200::/7 address `text` names. `aliasAllowed`: the caller took a peer name too (its alias lookup found
+ * nothing), so an unknown name is a peer not found, as `send` says; else only an address will do.
+ */
+function requireAddress(text: string, aliasAllowed = false): string {
   const b = parseIPv6(text);
-  if (!b) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `"${text}" is not an IPv6 address or a known alias`, { hint: "addresses look like 200:1234:5678::1; list known peers with `peers`" });
+  if (!b && aliasAllowed) throw new P2PError("P2P_ERR_PEER_NOT_FOUND", `no peer "${text}"`, { hint: "name a peer by alias, address (200:...) or peer id; list them with `peers`" });
+  if (!b) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `"${text}" is not an IPv6 address`, { hint: "Yggdrasil addresses look like 200:1234:5678::1" });
   if (!isYggdrasilAddress(b)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${text} is not a Yggdrasil address (200::/7)`);
   return canonicalAddress(text)!;
 }

@@ -103,3 +103,15 @@ test("a queued message can be cancelled: failed as cancelled, never tried again;
   assert.throws(() => node.cancel(r.id), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /is failed, not queued/.test(e.message) && /outbox/.test(e.hint ?? ""));
   assert.throws(() => node.cancel("no-such-id"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /no sent message has id no-such-id/.test(e.message));
 });
+
+test("a name that is no peer is P2P_ERR_PEER_NOT_FOUND wherever a peer may be named; add wants an address", async (t) => {
+  const node = openNode(t);
+  const notFound = (e: P2PError) => e.code === "P2P_ERR_PEER_NOT_FOUND" && e.message === 'no peer "nosuch"' && /peers/.test(e.hint ?? "");
+  await assert.rejects(node.send("nosuch", "hi"), { code: "P2P_ERR_PEER_NOT_FOUND" });
+  assert.throws(() => node.block("nosuch"), notFound);
+  assert.throws(() => node.allow("nosuch"), notFound);
+  assert.throws(() => node.inbox({ peer: "nosuch" }), notFound);
+  await assert.rejects(node.ping("nosuch"), notFound);
+  assert.throws(() => node.addPeer("nosuch"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && e.message === '"nosuch" is not an IPv6 address');
+  assert.throws(() => node.addPeer("10.0.0.1"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /not an IPv6 address/.test(e.message));
+});

@@ -5,7 +5,7 @@
  */
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
 if (major < 24 || (major === 24 && minor < 16)) {
-  process.stderr.write(`declaw needs Node.js >= 24.16 (this is ${process.version}).\nnext step: install Node 24 (https://nodejs.org) or run it through the project's scripts (npm run declaw -- ...), which bring their own Node 24.\n`);
+  process.stderr.write(`declaw needs Node.js >= 24.16 (this is ${process.version}).\nnext step: install Node.js 24.16 or newer (https://nodejs.org) and run declaw with it; in a checkout of declaw, \`npm run declaw -- ...\` brings its own Node 24.\n`);
   process.exit(1);
 }
 const { main } = await import("./cli.ts");
