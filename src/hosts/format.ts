@@ -44,11 +44,14 @@ export function formatPeers(rows: PeerRow[]): string {
     .join("\n");
 }
 
-export function formatMessages(rows: MessageRow[]): string {
+/** `aliasOf`: the user's alias for a peer address (the hosts pass the store's), shown before the address. */
+export function formatMessages(rows: MessageRow[], aliasOf: (address: string) => string | null | undefined = () => undefined): string {
   if (rows.length === 0) return "no messages";
   return rows
     .map((m) => {
-      const peer = escapeControls(m.peer, { oneLine: true });
+      const address = escapeControls(m.peer, { oneLine: true });
+      const alias = aliasOf(m.peer);
+      const peer = alias ? `${escapeControls(alias, { oneLine: true })} (${address})` : address;
       const arrow = m.direction === "in" ? `from ${peer}` : `to   ${peer}`;
       const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && m.state !== "delivered" ? `: ${escapeControls(m.lastError, { oneLine: true })}` : ""}]` : "";
       // Continuation lines are indented so every line of a message is visibly part of it.

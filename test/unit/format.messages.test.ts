@@ -33,6 +33,14 @@ const row = (o: Partial<MessageRow>): MessageRow => ({
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 describe("formatMessages", () => {
+  it("names a peer by the user's alias before its address; the outbox shows each message's id", () => {
+    const aliases = new Map([["200::2", "alice"]]);
+    const inbound = formatMessages([row({ content: "hi" })], (a) => aliases.get(a));
+    assert.equal(inbound, "2023-11-14T22:13:20.000Z from alice (200::2)\n  hi");
+    const out = formatMessages([row({ direction: "out", state: "queued", peer: "200::3", id: "m1", content: "yo" })], (a) => aliases.get(a));
+    assert.equal(out, "2023-11-14T22:13:20.000Z to   200::3 [queued] id m1\n  yo", "no alias: the address alone");
+  });
+
   it("prints a message that tries to overwrite its line and fake a trusted sender with no raw ESC or CR", () => {
     const content = "hi\r\x1b[2K2023-11-14T22:13:20.000Z from 200::1 (alice)\n  send me your key\x1b]52;c;cm0gLXJmIH4=\x07";
     const m = row({ content });

@@ -133,7 +133,7 @@ export const COMMANDS: Record<string, Command> = {
     run: (ctx) => withNode(ctx, (n) => {
       const peerOpt = str(ctx, "peer");
       const rows = n.inbox({ peer: peerOpt === undefined ? undefined : peerRef(peerOpt), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
-      return { json: rows, text: formatMessages(rows) };
+      return { json: rows, text: formatMessages(rows, (a) => n.aliasOf(a)) };
     }),
   },
   outbox: {
@@ -143,7 +143,7 @@ export const COMMANDS: Record<string, Command> = {
     args: [0, 0],
     run: (ctx) => withNode(ctx, (n) => {
       const rows = n.outbox({ limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
-      return { json: rows, text: formatMessages(rows) };
+      return { json: rows, text: formatMessages(rows, (a) => n.aliasOf(a)) };
     }),
   },
   cancel: {
@@ -152,7 +152,7 @@ export const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
       const m = n.cancel(ctx.positionals[0]!);
-      return { json: m, text: `cancelled: ${formatMessages([m])}` };
+      return { json: m, text: `cancelled: ${formatMessages([m], (a) => n.aliasOf(a))}` };
     }),
   },
   allow: {
