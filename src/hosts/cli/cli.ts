@@ -26,13 +26,16 @@ const ANY_OPTION: Record<string, { type: "string" | "boolean"; short?: string }>
   GLOBAL_OPTIONS,
 );
 
+/** Shown in the help, and with a usage error that an argument starting with "-" may have caused. */
+const DASH_TIP = 'text that starts with "-" goes after --: declaw send alice -- "-1 is the answer"';
+
 function help(): string {
   const lines = ["usage: declaw <command> [args] [--data-dir DIR] [--json]   (declaw --version, declaw help)", "", "commands:"];
   for (const c of Object.values(COMMANDS)) lines.push(`  ${c.usage.padEnd(58)} ${c.summary}`);
   lines.push(
     "",
     "options may come before or after the command; a peer is an address (200:...), a peer id (0200-...) or an alias",
-    'text that starts with "-" goes after --: declaw send alice -- "-1 is the answer"',
+    DASH_TIP,
     `data dir defaults to ${defaultDataDir()} (or $DECLAW_DATA_DIR)`,
   );
   return lines.join("\n");
@@ -63,7 +66,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   try {
     parsed = parseArgs({ args: [...argv], options: { ...GLOBAL_OPTIONS, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
   } catch (err) {
-    const dash = argv.some((a) => /^-[^-]/.test(a) && !/^-[a-z]$/i.test(a)) ? '\n(text that starts with "-" goes after --, e.g. declaw send alice -- "-1 is the answer")' : "";
+    const dash = argv.some((a) => /^-[^-]/.test(a) && !/^-[a-z]$/i.test(a)) ? `\n(${DASH_TIP})` : "";
     return { kind: "usage", message: `${(err as Error).message}\nusage: declaw ${command.usage}${dash}` };
   }
   if (parsed.values.help === true) return { kind: "help", exitCode: 0 };
