@@ -1,6 +1,8 @@
 /**
- * `npm install` / `npm ci` in this checkout (the `prepare` script): finishes the install of the openclaw dev
- * dependency with the project's Node 24.
+ * `npm install` / `npm ci` in this checkout (the `dependencies` script, which npm runs after it changed
+ * node_modules, only for the project itself): finishes the install of the openclaw dev dependency with the project's
+ * Node 24. Not `prepare`: npm runs that one for git installs too and lists it as an install script of the published
+ * package, so every install of declaw warned about a script that exists only for development.
  *
  * openclaw's own install scripts refuse to run under an older system Node (its preinstall exits 1 on Node 20), which
  * would make `npm install` fail on such a machine. package.json therefore denies openclaw's scripts (`allowScripts`)
@@ -17,7 +19,7 @@ const script = join(pkg, "scripts", "postinstall-bundled-plugins.mjs");
 if (existsSync(join(pkg, ".openclaw-lifecycle-pending")) && existsSync(script)) {
   const [major, minor] = process.versions.node.split(".").map(Number);
   if (major < 24 || (major === 24 && minor < 16)) {
-    console.error(`finish-openclaw-install: Node ${process.version} is too old for openclaw; run \`npm install\` again once node_modules/.bin/node (Node 24) is installed`);
+    console.error(`finish-openclaw-install: Node ${process.version} is too old for openclaw; once node_modules/.bin/node (Node 24) is installed (\`npm install\`), run \`npm run dependencies\``);
     process.exit(1);
   }
   const r = spawnSync(process.execPath, [script], { cwd: pkg, stdio: "inherit" });
