@@ -319,7 +319,8 @@ export class Node {
    * the reason; the node's outbox worker keeps trying) or failed (the peer refused it for good).
    * Sending to an address never seen before adds it as a trusted peer: writing to someone is consent to hear back.
    */
-  async send(peer: string, text: string, o: { kind?: string } = {}): Promise<SendResult> {
+  /** `onQueued` is told the message's id once it is stored (a host can then say what became of it if interrupted). */
+  async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string) => void } = {}): Promise<SendResult> {
     const kind = o.kind ?? "chat";
     if (!SUPPORTED_KINDS.includes(kind)) throw new P2PError("P2P_ERR_UNSUPPORTED_KIND", `kind "${kind}" is not supported`);
     if (typeof text !== "string" || text.length === 0) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "message text is empty");
@@ -350,6 +351,7 @@ export class Node {
       { id: newMessageId(now), peer: row.address, kind, content: text, ts: now, protocol: row.protocol, expiresAt: now + this.config.maxMessageAgeMs },
       now,
     );
+    o.onQueued?.(msg.id);
     let r: Awaited<ReturnType<Outbox["attempt"]>>;
     try {
       const claimed = this.store.claimMessage(msg.id, Date.now(), LEASE_MS);

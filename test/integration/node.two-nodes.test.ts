@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
-import { cli, startNode, tempDir, waitFor, type RunningNode } from "../helpers/declaw.ts";
+import { CLI, cli, startNode, tempDir, waitFor, type RunningNode } from "../helpers/declaw.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
 const avail = netnsAvailable();
@@ -109,6 +109,28 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     const inbox = await cli(B, dirB.dir, ["inbox", "--limit", "100"]);
     assert.equal(inbox.json.filter((m: { id: string }) => m.id === sent.json.id).length, 1);
     assert.equal(inbox.json.filter((m: { content: string }) => m.content === "while you were away").length, 1);
+  });
+
+  it("Ctrl-C during a send that gets no answer: the message stays queued (the CLI says so, with its id) and the running node delivers it once", async () => {
+    const pidB = nodeB!.child.pid!;
+    process.kill(pidB, "SIGSTOP"); // B's kernel still accepts the connection; nothing answers
+    let said = "";
+    let code: number | null = null;
+    try {
+      const send = A.spawn(process.execPath, [CLI, "--data-dir", dirA.dir, "send", "bob", "are you there?"]);
+      send.stderr!.setEncoding("utf8").on("data", (d: string) => (said += d));
+      const exited = new Promise<number | null>((r) => send.once("exit", (c) => r(c)));
+      const queued = await waitFor("the message to be queued", async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { content: string; state: string }) => m.content === "are you there?" && m.state === "queued"));
+      send.kill("SIGINT");
+      code = await exited;
+      assert.equal(code, 130, said);
+      assert.match(said, new RegExp(`interrupted: message ${queued.id} stays queued; the running node sends it \\(\`declaw outbox\` shows it, \`declaw cancel ${queued.id}\` stops it\\)`));
+    } finally {
+      process.kill(pidB, "SIGCONT");
+    }
+    await waitFor("the interrupted message to be delivered", async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { content: string; state: string }) => m.content === "are you there?" && m.state === "delivered"), 60_000, 500);
+    const inbox = await cli(B, dirB.dir, ["inbox", "--limit", "100"]);
+    assert.equal(inbox.json.filter((m: { content: string }) => m.content === "are you there?").length, 1);
   });
 
   it("run stops cleanly on SIGTERM", async () => {

@@ -30,6 +30,9 @@ export interface Command {
   run(ctx: CommandContext): Promise<CommandOutput>;
 }
 
+/** What `send` adds when a message stays queued and no node runs to retry it. */
+const NO_NODE_SENDS = "no node runs on this data directory now: start `declaw run` (or the OpenClaw gateway with this plugin) and it is sent";
+
 function withNode<T>(ctx: CommandContext, fn: (node: Node) => Promise<T> | T): Promise<T> {
   const { config } = loadConfigFile(ctx.dataDir);
   const node = Node.open({ dataDir: ctx.dataDir, config });
@@ -109,9 +112,23 @@ export const COMMANDS: Record<string, Command> = {
     summary: "send a message: delivered with the receipt time, or queued with the reason",
     args: [2, Infinity],
     run: (ctx) => withNode(ctx, async (n) => {
-      const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "));
+      let queued: string | undefined;
+      const interrupted = () => {
+        // Ctrl-C during the first attempt: the message is stored, so it is handed back to the outbox at once (not
+        // after the attempt's lease); were the request already through, the peer stores it once all the same.
+        try {
+          if (queued) n.store.markRetry(queued, Date.now(), "interrupted (Ctrl-C) during the first attempt");
+        } catch {
+          // the store refused (locked, say): the message is still queued, and retried once the attempt's lease ends
+        }
+        const next = n.processInfo().running ? "the running node sends it" : NO_NODE_SENDS;
+        process.stderr.write(queued ? `\ninterrupted: message ${queued} stays queued; ${next} (\`declaw outbox\` shows it, \`declaw cancel ${queued}\` stops it)\n` : "\ninterrupted: nothing was queued\n");
+        process.exit(130);
+      };
+      process.once("SIGINT", interrupted);
+      const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "), { onQueued: (id) => (queued = id) }).finally(() => process.off("SIGINT", interrupted));
       // Retries are the running node's work (the outbox); without one, nothing tries again until a node starts.
-      const idle = r.state === "queued" && !n.processInfo().running ? "\nno node runs on this data directory now: start `declaw run` (or the OpenClaw gateway with this plugin) and it is sent" : "";
+      const idle = r.state === "queued" && !n.processInfo().running ? `\n${NO_NODE_SENDS}` : "";
       return { json: r, text: `${formatSend(r)}${idle}`, exitCode: r.state === "failed" ? 1 : 0 };
     }),
   },
