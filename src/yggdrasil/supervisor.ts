@@ -48,6 +48,8 @@ const FATAL_CODES: readonly string[] = ["P2P_ERR_YGG_NO_PRIVILEGE", "P2P_ERR_YGG
  * is not retried in the background, so every fix for it ends with this step.
  */
 const SYSTEM_RESTART_FIX = "then restart the node (declaw run, or the OpenClaw gateway) so that it uses the system daemon";
+/** Auto mode looks for a way onto the mesh only when the node starts: once fixed, the node has to start again. */
+const AUTO_RESTART_FIX = "then restart the node (declaw run, or the OpenClaw gateway): it looks for Yggdrasil again when it starts";
 
 function jitter(ms: number): number {
   return Math.round(ms * (0.8 + Math.random() * 0.4));
@@ -188,7 +190,8 @@ export class YggdrasilSupervisor {
       return;
     }
     const sysProblem = problemAdminUnreachable(platform, sys.errno === "EACCES" && sys.socket ? [sys.socket] : this.#systemCandidates(), sys.errno, sys.detail);
-    this.#fail(sys.errno === "EACCES" || !spawnProblem ? sysProblem : spawnProblem, "unavailable");
+    const problem = sys.errno === "EACCES" || !spawnProblem ? sysProblem : spawnProblem;
+    this.#fail({ ...problem, fix: [...problem.fix, AUTO_RESTART_FIX] }, "unavailable");
   }
 
   #systemCandidates(): readonly string[] {
