@@ -82,3 +82,9 @@ export function formatPing(p: PingResult): string {
 export function formatPeer(verb: string, p: PeerRow): string {
   return `${verb} ${p.alias ? `${p.alias} (${p.address})` : p.address} — trust ${p.trust}, key ${p.keyBinding ?? "not pinned yet"}`;
 }
+
+/** `add`'s answer: the peer, and what a key given by the user that does not derive to the address means. */
+export function formatAddedPeer(p: PeerRow): string {
+  const note = p.keyBinding === "user" ? "\nthis key does not derive to the address, so it is pinned on your word: messages from the address signed by any other key are refused (right for a peer behind a system Yggdrasil daemon; check the key with its owner)" : "";
+  return `${formatPeer("added", p)}${note}`;
+}

@@ -204,3 +204,20 @@ test("run's --peer and --listen URIs are checked as config.json's are, before an
   assert.throws(() => run({ peer: ["tls://[fd00::1]:443", "not a uri"] }), { code: "P2P_ERR_CONFIG", message: /^--peer\[1\] must be a URI/ });
   assert.throws(() => run({ listen: ["http://x"] }), { code: "P2P_ERR_CONFIG", message: /^--listen\[0\] must be a URI/, hint: /tls:\/\/\[host\]:port, the form of yggdrasil_listen/ });
 });
+
+test("CLI: `add --key` with a key that does not derive to the address says the key is pinned on the user's word; a deriving key says nothing more", async (t) => {
+  const { generateKeyPair } = await import("../../src/core/keys.ts");
+  const { deriveAddress, formatIPv6 } = await import("../../src/core/address.ts");
+  const owner = generateKeyPair();
+  const other = generateKeyPair();
+  const address = formatIPv6(deriveAddress(owner.publicKey));
+  const b64 = (k: Uint8Array) => Buffer.from(k).toString("base64");
+  const dir = tmp(t);
+  const foreign = declaw(["--data-dir", dir, "add", address, "--key", b64(other.publicKey)]);
+  assert.equal(foreign.code, 0, foreign.stderr);
+  assert.match(foreign.stdout, /key user\nthis key does not derive to the address, so it is pinned on your word: messages from the address signed by any other key are refused/);
+  const own = declaw(["--data-dir", tmp(t), "add", address, "--key", b64(owner.publicKey)]);
+  assert.equal(own.code, 0, own.stderr);
+  assert.match(own.stdout, /key derived$/m);
+  assert.doesNotMatch(own.stdout, /pinned on your word/);
+});

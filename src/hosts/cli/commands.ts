@@ -6,7 +6,7 @@
 import { loadConfigFile, peerUris, type NodeConfig } from "../../core/config.ts";
 import { P2PError } from "../../core/errors.ts";
 import { Node } from "../../core/node.ts";
-import { formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus } from "../format.ts";
+import { formatAddedPeer, formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus } from "../format.ts";
 import { peerRef } from "../peer-ref.ts";
 import { runSetup } from "./setup.ts";
 
@@ -86,7 +86,7 @@ export const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
       const p = n.addPeer(peerArg(ctx), { alias: str(ctx, "alias"), key: str(ctx, "key"), port: intFlag(ctx, "port", 1, 65535) });
-      return { json: p, text: formatPeer("added", p) };
+      return { json: p, text: formatAddedPeer(p) };
     }),
   },
   remove: {

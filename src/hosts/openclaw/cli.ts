@@ -69,7 +69,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
     run: (s, [address], o) =>
       withNode(s, async (n) => {
         const p = n.addPeer(corePeerRef(address!), { alias: o.alias, key: o.key, port: intOpt(o.port, "port", 1, 65535) });
-        return { json: p, text: (await fmt()).formatPeer("added", p) };
+        return { json: p, text: (await fmt()).formatAddedPeer(p) };
       }),
   },
   remove: {

@@ -133,7 +133,7 @@ export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string
         if (port !== undefined && (typeof port !== "number" || !Number.isInteger(port))) throw Object.assign(new Error("port must be an integer"), { code: "P2P_ERR_BAD_ARGUMENT" });
         return await withNode(settings(), async (n) => {
           const p = n.addPeer(corePeerRef(str(params, "address", true)), { alias: str(params, "alias"), key: str(params, "key"), port: port as number | undefined });
-          return result((await import("../format.ts")).formatPeer("added", p), p);
+          return result((await import("../format.ts")).formatAddedPeer(p), p);
         });
       } catch (err) {
         return errorResult(err);
