@@ -319,8 +319,11 @@ export class Node {
    * the reason; the node's outbox worker keeps trying) or failed (the peer refused it for good).
    * Sending to an address never seen before adds it as a trusted peer: writing to someone is consent to hear back.
    */
-  /** `onQueued` is told the message's id once it is stored (a host can then say what became of it if interrupted). */
-  async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string) => void } = {}): Promise<SendResult> {
+  /**
+   * `onQueued` is told the message's id once it is stored, and whether this call holds its lease for the first attempt
+   * (a host can then say what became of it if interrupted, and hand back only a lease of its own).
+   */
+  async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string, leased: boolean) => void } = {}): Promise<SendResult> {
     const kind = o.kind ?? "chat";
     if (!SUPPORTED_KINDS.includes(kind)) throw new P2PError("P2P_ERR_UNSUPPORTED_KIND", `kind "${kind}" is not supported`);
     if (typeof text !== "string" || text.length === 0) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "message text is empty");
@@ -328,6 +331,10 @@ export class Node {
     if (Buffer.byteLength(text, "utf8") > MAX_CONTENT_BYTES) throw new P2PError("P2P_ERR_CONTENT_TOO_LARGE", `message is larger than ${MAX_CONTENT_BYTES} bytes`);
     // Every check before the first change to the store: a refused send leaves no peer and no queued row behind.
     const known = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
+    if (known?.trust === "blocked") {
+      const name = known.alias ?? known.address;
+      throw new P2PError("P2P_ERR_PEER_BLOCKED", `${name} is blocked: nothing is sent to a blocked peer`, { hint: `allow it first (\`allow ${name}\`), then send again` });
+    }
     let address = known?.address;
     if (address === undefined) {
       if (canonicalAddress(peer) === undefined) throw new P2PError("P2P_ERR_PEER_NOT_FOUND", `no peer "${peer}"`, { hint: "use a 200::/7 address, or add the peer first with `add <address> --alias NAME`" });
@@ -351,10 +358,10 @@ export class Node {
       { id: newMessageId(now), peer: row.address, kind, content: text, ts: now, protocol: row.protocol, expiresAt: now + this.config.maxMessageAgeMs },
       now,
     );
-    o.onQueued?.(msg.id);
     let r: Awaited<ReturnType<Outbox["attempt"]>>;
     try {
       const claimed = this.store.claimMessage(msg.id, Date.now(), LEASE_MS);
+      o.onQueued?.(msg.id, claimed !== undefined);
       if (!claimed) return { state: "queued", id: msg.id, peer: row.address, reason: "taken by the running node's outbox", nextAttemptAt: now };
       const outbox = this.#outbox ?? new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
       r = await outbox.attempt(claimed);

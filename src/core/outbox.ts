@@ -14,7 +14,7 @@ import { deliverV1, deliverV2, type Delivery } from "./client.ts";
 import { P2PError } from "./errors.ts";
 import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
-import type { MessageRow, Store } from "./store.ts";
+import { PEER_BLOCKED, PEER_REMOVED, type MessageRow, type Store } from "./store.ts";
 import { buildEnvelope } from "./wire.ts";
 import { buildV1Message, type V1Message } from "./wire-v1.ts";
 
@@ -126,6 +126,12 @@ export class Outbox {
       return { state: "failed", reason };
     }
     const peer = store.getPeer(row.peer);
+    // removePeer and block fail what is queued; this covers a row claimed just before (nothing is sent to either).
+    if (!peer || peer.trust === "blocked") {
+      const reason = peer ? PEER_BLOCKED : PEER_REMOVED;
+      store.markFailed(row.id, reason);
+      return { state: "failed", reason };
+    }
     const target = { address: row.peer, port: peer?.port ?? DEFAULT_PEER_PORT, localAddress: this.#o.localAddress };
     let d: Delivery;
     if (peer?.protocol === 1) d = await this.#sendV1(target, row);
@@ -147,7 +153,13 @@ export class Outbox {
         if (d.receipt && !peer?.publicKey) {
           const derived = keyMatchesAddress(Buffer.from(d.receipt.key, "base64"), parseIPv6(row.peer)!);
           const bound = store.bindReceiptKey(row.peer, d.receipt.key, derived ? "derived" : "tofu", done);
-          if (bound && !bound.ok) log.warn(`${row.peer}: the receipt's key was not pinned (${bound.reason === "blocked" ? "the peer is blocked" : "another key was pinned meanwhile"})`);
+          if (bound && !bound.ok && bound.reason === "mismatch") {
+            // Another key was pinned for the peer while this message was on its way: this receipt proves nothing.
+            const reason = "P2P_ERR_KEY_MISMATCH: the receipt is signed by another key than the one pinned for the peer meanwhile";
+            log.warn(`message ${row.id} to ${row.peer}: ${reason}; it is retried`);
+            return this.#retry(row, done, reason);
+          }
+          if (bound && !bound.ok) log.warn(`${row.peer}: the receipt's key was not pinned (the peer is blocked)`);
         }
         store.markDelivered(row.id, receipt, d.storedAt);
         // Without a receipt (legacy v1 peers) the store records "sent": accepted, but storage is not proven.
@@ -157,20 +169,25 @@ export class Outbox {
         store.markFailed(row.id, d.reason);
         log.warn(`message ${row.id} to ${row.peer} failed: ${d.reason}`);
         return { state: "failed", reason: d.reason };
-      case "retry": {
-        const nextAttemptAt = nextAttemptTime(done, backoffDelay(row.attempts, d.retryAfterMs), row.expiresAt);
-        if (nextAttemptAt === undefined) {
-          const reason = expiredReason(row, done, d.reason);
-          store.markFailed(row.id, reason);
-          log.warn(`message ${row.id} to ${row.peer} failed: ${reason}`);
-          return { state: "failed", reason };
-        }
-        store.markRetry(row.id, nextAttemptAt, d.reason);
-        return { state: "queued", reason: d.reason, nextAttemptAt };
-      }
+      case "retry":
+        return this.#retry(row, done, d.reason, d.retryAfterMs);
       default:
         throw new Error("unreachable: v1-only handled above");
     }
+  }
+
+  /** Another attempt after the backoff (or the peer's Retry-After), or failed when that would come past expiry. */
+  #retry(row: MessageRow, now: number, why: string, retryAfterMs?: number): AttemptResult {
+    const { store, log } = this.#o;
+    const nextAttemptAt = nextAttemptTime(now, backoffDelay(row.attempts, retryAfterMs), row.expiresAt);
+    if (nextAttemptAt === undefined) {
+      const reason = expiredReason(row, now, why);
+      store.markFailed(row.id, reason);
+      log.warn(`message ${row.id} to ${row.peer} failed: ${reason}`);
+      return { state: "failed", reason };
+    }
+    store.markRetry(row.id, nextAttemptAt, why);
+    return { state: "queued", reason: why, nextAttemptAt };
   }
 
   /** The v1 message an attempt at `now` sends for `row` (see v1Timestamp for its timestamp). */

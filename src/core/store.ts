@@ -31,6 +31,10 @@ export const BUSY_TIMEOUT_MS = 5000;
 export const LAST_SEEN_RESOLUTION_MS = 10_000;
 /** The last error of an outbound message the user cancelled (cancelOutbound). */
 export const CANCELLED = "cancelled by the user";
+/** The last error of outbound messages still queued to a peer the user removed: nothing more is sent to it. */
+export const PEER_REMOVED = "the peer was removed: nothing more is sent to it";
+/** The last error of outbound messages still queued to a peer the user blocked. */
+export const PEER_BLOCKED = "the peer is blocked: nothing is sent to it (allow it, then send again)";
 
 export type Trust = "trusted" | "pending" | "blocked";
 export type KeyBinding = "derived" | "tofu" | "user";
@@ -272,6 +276,7 @@ export class Store {
   #markDelivered: StatementSync;
   #markRetry: StatementSync;
   #markFailed: StatementSync;
+  #failQueuedTo: StatementSync;
 
   #getMessageByPeer: StatementSync;
   #getOutMessage: StatementSync;
@@ -368,6 +373,10 @@ export class Store {
     this.#markFailed = p(
       `UPDATE messages SET state = 'failed', last_error = ?, lease_until = NULL, next_attempt_at = NULL
        WHERE direction = 'out' AND id = ? AND state = 'queued'`,
+    );
+    this.#failQueuedTo = p(
+      `UPDATE messages SET state = 'failed', last_error = ?, lease_until = NULL, next_attempt_at = NULL
+       WHERE direction = 'out' AND peer = ? AND state = 'queued'`,
     );
 
     this.#getMessageByPeer = p("SELECT * FROM messages WHERE direction = ? AND peer = ? AND id = ?");
@@ -555,13 +564,19 @@ export class Store {
   }
 
   /** Removes the peer row only; its messages stay in the inbox/outbox. */
+  /** Forgets a peer; messages still queued to it are failed (PEER_REMOVED). An attempt on its way finds it gone. */
   removePeer(address: string): boolean {
-    return this.#run("remove a peer", () => Number(this.#deletePeer.run(address).changes) > 0);
+    return this.#tx("remove a peer", () => {
+      const removed = Number(this.#deletePeer.run(address).changes) > 0;
+      if (removed) this.#failQueuedTo.run(PEER_REMOVED, address);
+      return removed;
+    });
   }
 
-  /** Creates the row (key unpinned) if missing. */
+  /** Creates the row (key unpinned) if missing. Blocking fails the messages still queued to the peer (PEER_BLOCKED). */
   setTrust(address: string, trust: Trust, now: number = Date.now()): PeerRow {
     return this.#tx("change a peer's trust", () => {
+      if (trust === "blocked") this.#failQueuedTo.run(PEER_BLOCKED, address);
       const cur = this.#getPeer.get(address);
       if (cur === undefined) {
         this.#insertPeer.run(address, null, null, null, trust, DEFAULT_PEER_PORT, 2, now, null);

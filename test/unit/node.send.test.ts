@@ -12,7 +12,7 @@ import { keyPairFromSeed } from "../../src/core/keys.ts";
 import { P2PError } from "../../src/core/errors.ts";
 import { Node } from "../../src/core/node.ts";
 import { LEASE_MS } from "../../src/core/outbox.ts";
-import { CANCELLED } from "../../src/core/store.ts";
+import { CANCELLED, PEER_BLOCKED, PEER_REMOVED } from "../../src/core/store.ts";
 import { MAX_BODY_BYTES, MAX_CONTENT_BYTES } from "../../src/core/wire.ts";
 import { tempDir } from "../helpers/store-fixture.ts";
 
@@ -114,4 +114,26 @@ test("a name that is no peer is P2P_ERR_PEER_NOT_FOUND wherever a peer may be na
   await assert.rejects(node.ping("nosuch"), notFound);
   assert.throws(() => node.addPeer("nosuch"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && e.message === '"nosuch" is not an IPv6 address');
   assert.throws(() => node.addPeer("10.0.0.1"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /not an IPv6 address/.test(e.message));
+});
+
+test("removing or blocking a peer fails what is still queued to it (with the reason); nothing more is sent to either", async (t) => {
+  const node = openNode(t);
+  node.addPeer(NOBODY, { alias: "gone" });
+  const first = await node.send("gone", "queued before the removal");
+  assert.equal(first.state, "queued");
+  node.removePeer("gone");
+  assert.equal(node.store.getMessage("out", first.id)?.state, "failed");
+  assert.equal(node.store.getMessage("out", first.id)?.lastError, PEER_REMOVED);
+
+  node.addPeer(NOBODY, { alias: "rude" });
+  const second = await node.send("rude", "queued before the block");
+  node.block("rude");
+  const m = node.store.getMessage("out", second.id);
+  assert.deepEqual([m?.state, m?.lastError], ["failed", PEER_BLOCKED]);
+  assert.equal(node.store.claimMessage(second.id, Date.now() + 10 * 86_400_000, LEASE_MS), undefined, "no attempt will claim it");
+  const before = node.outbox({ limit: 100 }).length;
+  await assert.rejects(node.send("rude", "hello?"), (e: P2PError) => e.code === "P2P_ERR_PEER_BLOCKED" && e.message === "rude is blocked: nothing is sent to a blocked peer" && /allow rude/.test(e.hint ?? ""));
+  assert.equal(node.outbox({ limit: 100 }).length, before, "nothing queued");
+  node.allow("rude");
+  assert.equal((await node.send("rude", "friends again")).state, "queued");
 });

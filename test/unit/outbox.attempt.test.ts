@@ -22,7 +22,7 @@ import {
   V1_TS_REUSE_MS,
   v1Timestamp,
 } from "../../src/core/outbox.ts";
-import type { MessageRow, Store } from "../../src/core/store.ts";
+import { PEER_BLOCKED, PEER_REMOVED, type MessageRow, type Store } from "../../src/core/store.ts";
 import { MAX_BODY_BYTES, MAX_CONTENT_BYTES, newMessageId } from "../../src/core/wire.ts";
 import { v1MessageId } from "../../src/core/wire-v1.ts";
 import { openTemp } from "../helpers/store-fixture.ts";
@@ -43,6 +43,7 @@ function queued(store: Store, o: { content?: string; expiresAt: number; attempts
   const now = Date.now();
   const createdAt = o.createdAt ?? now;
   const id = newMessageId(createdAt);
+  if (!store.getPeer(NOBODY)) store.upsertPeer({ address: NOBODY, trust: "trusted" });
   store.enqueueOutbound({ id, peer: NOBODY, kind: "chat", content: o.content ?? "hello", ts: createdAt, protocol: 2, expiresAt: o.expiresAt }, createdAt);
   for (let i = 0; i < (o.attempts ?? 0); i++) store.markRetry(id, createdAt, o.lastError ?? "earlier attempt failed");
   const row = store.claimMessage(id, now, LEASE_MS);
@@ -165,4 +166,16 @@ test("v1Timestamp: a first timestamp up to V1_TS_REUSE_MS away either way is reu
   assert.equal(v1Timestamp(ts, ts - V1_TS_REUSE_MS), ts, "the clock went back a little");
   assert.equal(v1Timestamp(ts, ts + V1_TS_REUSE_MS + 1), ts + V1_TS_REUSE_MS + 1);
   assert.equal(v1Timestamp(ts, ts - V1_TS_REUSE_MS - 1), ts - V1_TS_REUSE_MS - 1);
+});
+
+test("a row claimed just before its peer was removed or blocked is failed with the reason, not sent", async (t) => {
+  const { store } = openTemp(t);
+  const far = Date.now() + HOUR_MS;
+  const removed = queued(store, { expiresAt: far });
+  store.removePeer(NOBODY);
+  assert.deepEqual(await outbox(store).attempt(removed), { state: "failed", reason: PEER_REMOVED });
+  const blocked = queued(store, { expiresAt: far });
+  store.setTrust(NOBODY, "blocked");
+  assert.deepEqual(await outbox(store).attempt(blocked), { state: "failed", reason: PEER_BLOCKED });
+  assert.equal(store.getMessage("out", blocked.id)?.attempts, 0, "no attempt was made");
 });

@@ -91,7 +91,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   remove: {
     usage: "remove <peer>",
-    summary: "forget a peer (its messages are kept)",
+    summary: "forget a peer (its messages are kept; any still queued to it are failed)",
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
       const p = n.removePeer(peerArg(ctx));
@@ -113,11 +113,13 @@ export const COMMANDS: Record<string, Command> = {
     args: [2, Infinity],
     run: (ctx) => withNode(ctx, async (n) => {
       let queued: string | undefined;
+      let leased = false;
       const interrupted = () => {
-        // Ctrl-C during the first attempt: the message is stored, so it is handed back to the outbox at once (not
-        // after the attempt's lease); were the request already through, the peer stores it once all the same.
+        // Ctrl-C during the first attempt: the message is stored, so its lease is handed back to the outbox at once
+        // (not when it ends); were the request already through, the peer stores it once all the same. A message the
+        // running node's outbox holds is left to it.
         try {
-          if (queued) n.store.markRetry(queued, Date.now(), "interrupted (Ctrl-C) during the first attempt");
+          if (queued && leased) n.store.markRetry(queued, Date.now(), "interrupted (Ctrl-C) during the first attempt");
         } catch {
           // the store refused (locked, say): the message is still queued, and retried once the attempt's lease ends
         }
@@ -126,7 +128,7 @@ export const COMMANDS: Record<string, Command> = {
         process.exit(130);
       };
       process.once("SIGINT", interrupted);
-      const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "), { onQueued: (id) => (queued = id) }).finally(() => process.off("SIGINT", interrupted));
+      const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "), { onQueued: (id, own) => ((queued = id), (leased = own)) }).finally(() => process.off("SIGINT", interrupted));
       // Retries are the running node's work (the outbox); without one, nothing tries again until a node starts.
       const idle = r.state === "queued" && !n.processInfo().running ? `\n${NO_NODE_SENDS}` : "";
       return { json: r, text: `${formatSend(r)}${idle}`, exitCode: r.state === "failed" ? 1 : 0 };
@@ -183,7 +185,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   block: {
     usage: "block <peer>",
-    summary: "refuse all messages from a peer",
+    summary: "refuse all messages from a peer and send it none (queued ones are failed)",
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
       const p = n.block(peerArg(ctx));

@@ -74,7 +74,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
   },
   remove: {
     args: "<peer>",
-    summary: "forget a peer (its messages are kept)",
+    summary: "forget a peer (its messages are kept; any still queued to it are failed)",
     run: (s, [peer]) =>
       withNode(s, async (n) => {
         const p = n.removePeer(corePeerRef(peer!));
@@ -149,7 +149,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
   },
   block: {
     args: "<peer>",
-    summary: "refuse all messages from a peer",
+    summary: "refuse all messages from a peer and send it none (queued ones are failed)",
     run: (s, [peer]) =>
       withNode(s, async (n) => {
         const p = n.block(corePeerRef(peer!));
