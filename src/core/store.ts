@@ -286,6 +286,7 @@ export class Store {
   #listOutbox: StatementSync;
   #listOutboxByState: StatementSync;
   #listUnhandled: StatementSync;
+  #listUnhandledByTrust: StatementSync;
   #markHandled: StatementSync;
   #counts: StatementSync;
 
@@ -394,6 +395,10 @@ export class Store {
     // INDEXED BY: without statistics the planner prefers messages_dir_seq and would walk every handled row.
     this.#listUnhandled = p(
       "SELECT * FROM messages INDEXED BY messages_unhandled WHERE direction = 'in' AND handled_at IS NULL ORDER BY seq LIMIT ?",
+    );
+    this.#listUnhandledByTrust = p(
+      `SELECT m.* FROM messages AS m INDEXED BY messages_unhandled JOIN peers AS p ON p.address = m.peer
+       WHERE m.direction = 'in' AND m.handled_at IS NULL AND p.trust IN (?, ?, ?) ORDER BY m.seq LIMIT ?`,
     );
     this.#markHandled = p(
       "UPDATE messages SET handled_at = ? WHERE seq = ? AND direction = 'in' AND handled_at IS NULL",
@@ -848,6 +853,17 @@ export class Store {
   listUnhandled(limit: number): MessageRow[] {
     const n = count("limit", limit, PAGE_DEFAULT);
     return this.#run("list unhandled messages", () => this.#listUnhandled.all(n).map(toMessage));
+  }
+
+  /**
+   * The same, only from peers whose trust is one of `trusts` (a removed peer's are not): a host that holds some peers'
+   * messages back (not accepted yet) still sees the others' oldest first, however many held ones came before them.
+   */
+  listUnhandledByTrust(limit: number, trusts: readonly Trust[]): MessageRow[] {
+    const n = count("limit", limit, PAGE_DEFAULT);
+    if (trusts.length === 0) return [];
+    const t = [0, 1, 2].map((i) => trusts[Math.min(i, trusts.length - 1)]!);
+    return this.#run("list unhandled messages", () => this.#listUnhandledByTrust.all(t[0]!, t[1]!, t[2]!, n).map(toMessage));
   }
 
   /** Sets handledAt on inbound rows that have none yet (already handled rows keep their first time). */

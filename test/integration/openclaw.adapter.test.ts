@@ -10,7 +10,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Store } from "../../src/core/store.ts";
 import type { Node, SendResult } from "../../src/core/node.ts";
 import { buildEnvelope, newMessageId } from "../../src/core/wire.ts";
@@ -234,8 +234,9 @@ describe("policy", () => {
 });
 
 describe("inbound loop", () => {
-  function setup(pluginConfig: Record<string, unknown>, send = fakeSend) {
-    const dir = tmp();
+  /** `reuse`: the data dir of an earlier setup (its loop stopped; the directory is removed by this one's stop). */
+  function setup(pluginConfig: Record<string, unknown>, send = fakeSend, reuse?: string) {
+    const dir = reuse ? dirname(reuse) : tmp();
     const dataDir = join(dir, "data");
     loadOrCreateIdentity(dataDir);
     const store = Store.open(dataDir);
@@ -271,11 +272,11 @@ describe("inbound loop", () => {
       for (let i = 0; i < 300 && !pred(); i++) await new Promise((r) => setTimeout(r, 20));
       assert.ok(pred(), `timed out waiting for ${what}`);
     };
-    const stop = async () => {
+    const stop = async (o: { keep?: boolean } = {}) => {
       ac.abort();
       await loop;
       store.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!o.keep) rmSync(dir, { recursive: true, force: true });
     };
     return { store, calls, status, inbound, waitFor, stop, reply, dataDir };
   }
@@ -426,6 +427,47 @@ describe("inbound loop", () => {
       assert.equal(t.calls.length, 1);
     } finally {
       await t.stop();
+    }
+  });
+
+  it("a trusted peer's backlog behind a full batch of held messages reaches the agent whole and in order", async () => {
+    const t = setup({});
+    try {
+      t.store.upsertPeer({ address: PEER_B, trust: "pending" });
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      const now = Date.now();
+      const held = Array.from({ length: 250 }, (_, i) => ({ id: newMessageId(now + i), peer: PEER_B, kind: "chat", content: `held ${i}`, ts: now, protocol: 2 as const, storedAt: now }));
+      t.store.acceptInbound(held);
+      const backlog = Array.from({ length: 80 }, (_, i) => ({ id: newMessageId(now + 1000 + i), peer: PEER_A, kind: "chat", content: `a${i}`, ts: now, protocol: 2 as const, storedAt: now }));
+      t.store.acceptInbound(backlog);
+      await t.waitFor(() => t.calls.length === 80, "the whole backlog dispatched");
+      assert.deepEqual(t.calls.map((c) => c.rawBody), backlog.map((m) => m.content));
+      assert.equal(t.store.listUnhandled(1000).filter((m) => m.peer === PEER_A).length, 0);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("a turn that ends after the loop was stopped is handled: the next loop does not hand it over again", async () => {
+    const t = setup({});
+    let second: ReturnType<typeof setup> | undefined;
+    try {
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      let open!: () => void;
+      t.reply.gate = new Promise<void>((r) => (open = r));
+      t.reply.text = "answer";
+      t.inbound(PEER_A, "slow question");
+      await t.waitFor(() => t.calls.length === 1, "the turn started");
+      const stopped = t.stop({ keep: true }); // a gateway reload: the running turn may finish
+      open();
+      await stopped;
+      second = setup({}, fakeSend, t.dataDir);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(second.calls.length, 0, "not dispatched again");
+      assert.equal(second.store.listUnhandled(10).length, 0);
+      assert.equal(second.store.listOutbox({ limit: 10 }).filter((m) => m.content === "answer").length, 1, "one reply");
+    } finally {
+      await second?.stop();
     }
   });
 

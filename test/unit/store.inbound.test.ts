@@ -108,6 +108,23 @@ test("listUnhandled gives unhandled inbound messages oldest first; markHandled k
   store.markHandled([], 1);
 });
 
+test("listUnhandledByTrust: only the peers of those trusts, oldest first, however many others' come first", (t) => {
+  const { store } = openTemp(t);
+  const PEER_C = "202::c";
+  store.upsertPeer({ address: PEER_A, trust: "trusted" });
+  store.upsertPeer({ address: PEER_B, trust: "pending" });
+  store.upsertPeer({ address: PEER_C, trust: "blocked" });
+  store.acceptInbound(Array.from({ length: 30 }, (_, i) => inbound(`held${i}`, { peer: PEER_B })));
+  store.acceptInbound([inbound("a1"), inbound("c1", { peer: PEER_C }), inbound("a2")]);
+  assert.deepEqual(store.listUnhandledByTrust(10, ["trusted", "blocked"]).map((m) => m.id), ["a1", "c1", "a2"]);
+  assert.deepEqual(store.listUnhandledByTrust(2, ["trusted"]).map((m) => m.id), ["a1", "a2"]);
+  assert.deepEqual(store.listUnhandledByTrust(2, ["pending"]).map((m) => m.id), ["held0", "held1"]);
+  store.removePeer(PEER_A);
+  const left = store.listUnhandledByTrust(100, ["trusted", "blocked", "pending"]).map((m) => m.id);
+  assert.deepEqual([left.length, left.at(-1)], [31, "c1"], "a removed peer's rows are left out");
+  assert.deepEqual(store.listUnhandledByTrust(10, []), []);
+});
+
 test("meta holds string settings", (t) => {
   const { store } = openTemp(t);
   assert.equal(store.getMeta("x"), undefined);

@@ -222,20 +222,37 @@ interface PollHooks {
 }
 
 /**
- * The unhandled inbound rows to look at, oldest first. Messages of pending peers stay unhandled (held) and could fill
- * a whole batch; then trusted peers' rows are looked up per peer, so held messages never starve them.
+ * The unhandled inbound rows to act on, oldest first: those of trusted and blocked peers (and of pending ones when
+ * the policy is open). Messages of pending peers otherwise stay unhandled (held) however many there are; they are
+ * left out in the query itself, so they can never fill the batch and starve or reorder a trusted peer's messages.
  */
-function candidates(node: Node): MessageRow[] {
-  const rows = node.store.listUnhandled(BATCH);
-  if (rows.length < BATCH) return rows;
-  const seen = new Set(rows.map((r) => r.seq));
-  const trusted = new Set(node.store.listPeers({ trust: "trusted", limit: 10_000 }).map((p) => p.address));
-  if (rows.some((r) => trusted.has(r.peer))) return rows;
-  const extra: MessageRow[] = [];
-  for (const address of trusted) {
-    for (const m of node.store.listInbox({ peer: address, limit: 50 })) if (m.handledAt === null && !seen.has(m.seq)) extra.push(m);
+function candidates(node: Node, s: PluginSettings): MessageRow[] {
+  return node.store.listUnhandledByTrust(BATCH, s.dmPolicy === "open" ? ["trusted", "blocked", "pending"] : ["trusted", "blocked"]);
+}
+
+/** Pairing policy: each pending peer with held messages is told once that the operator has not approved it yet. */
+function sendPairingNotices(node: Node, ctx: LoopContext, send: SendFn): void {
+  const held = new Set(node.store.listUnhandledByTrust(BATCH, ["pending"]).map((r) => r.peer));
+  for (const address of held) if (firstPairingNotice(node.store, address)) void sendPairingNotice(node, address, ctx, send);
+}
+
+// Rows handed to the agent whose markHandled then failed (the store refused: disk full, a lock held too long), by
+// key, across module instances as INFLIGHT_KEY is: kept out of dispatch, so that no new turn starts for a message the
+// agent already had, and marked again on each poll.
+const UNMARKED_KEY = Symbol.for("declaw.openclaw.unmarked");
+function unmarked(): Map<string, number> {
+  const g = globalThis as unknown as Record<symbol, Map<string, number> | undefined>;
+  return (g[UNMARKED_KEY] ??= new Map<string, number>());
+}
+
+function retryMarks(node: Node): void {
+  const prefix = `${node.dataDir}\0`;
+  for (const [key, seq] of unmarked()) {
+    if (!key.startsWith(prefix)) continue;
+    node.store.markHandled([seq], Date.now()); // throws while the store still refuses: the poll reports it
+    unmarked().delete(key);
+    inflight().delete(key);
   }
-  return [...rows, ...extra.sort((a, b) => a.seq - b.seq)];
 }
 
 /**
@@ -244,7 +261,9 @@ function candidates(node: Node): MessageRow[] {
  * session, in order); a slow turn with one peer does not hold up the others.
  */
 function pollOnce(node: Node, s: PluginSettings, ctx: LoopContext, dispatch: DispatchFn, send: SendFn, cfgNow: () => unknown, hooks: PollHooks, workers: Map<string, Promise<void>>): void {
-  const rows = candidates(node);
+  retryMarks(node);
+  if (s.dmPolicy === "pairing") sendPairingNotices(node, ctx, send);
+  const rows = candidates(node, s);
   if (rows.length === 0) return;
   const budget = new LoopBudget(node.store, s.loopBudget, s.loopWindowMs);
   const busy = inflight();
@@ -254,12 +273,7 @@ function pollOnce(node: Node, s: PluginSettings, ctx: LoopContext, dispatch: Dis
     if (busy.has(`${node.dataDir}\0${row.seq}`) || workers.has(row.peer)) continue;
     const peer = node.store.getPeer(row.peer);
     const d = decide(peer?.trust, s.dmPolicy, budget.left(row.peer));
-    if (d === "hold") {
-      if (s.dmPolicy === "pairing" && peer?.trust === "pending" && firstPairingNotice(node.store, row.peer)) {
-        void sendPairingNotice(node, row.peer, ctx, send);
-      }
-      continue;
-    }
+    if (d === "hold") continue; // its trust changed since the query
     if (d === "drop-blocked") {
       node.store.markHandled([row.seq], Date.now());
       continue;
@@ -297,18 +311,25 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
       continue;
     }
     busy.add(key);
-    let outcome: "done" | "retry";
+    let outcome: "done" | "retry" = "retry";
     try {
       outcome = await dispatchOne(node, s, row, peer, ctx, dispatch, send, cfgNow, budget, hooks.onError, hooks.onOutbound);
       hooks.onInbound();
     } finally {
-      busy.delete(key);
+      if (outcome === "retry") busy.delete(key);
     }
-    // Aborted mid-turn or the gateway is draining (reload, shutdown): leave the row unhandled so the next loop hands
-    // it over again. Any other failure is final for this message (it stays in the inbox): no retry storm.
-    if (outcome === "retry" || ctx.abortSignal.aborted) return;
-    node.store.markHandled([row.seq], Date.now());
+    // The gateway is draining (reload, shutdown) or its state was locked: the row stays unhandled, and the next loop
+    // hands it over again. A turn that ran to its end (even one that finished after the abort: its reply went out) is
+    // handled; any other failure is final for this message (it stays in the inbox): no retry storm.
+    if (outcome === "retry") return;
     contentionRetries.delete(key);
+    try {
+      node.store.markHandled([row.seq], Date.now());
+    } catch (err) {
+      unmarked().set(key, row.seq); // stays in `busy`: not dispatched again while the mark is retried
+      throw err;
+    }
+    busy.delete(key);
   }
 }
 
