@@ -433,7 +433,7 @@ describe("inbound loop", () => {
   });
 
   it("a trusted peer's backlog behind a full batch of held messages reaches the agent whole and in order", async () => {
-    const t = setup({});
+    const t = setup({ loop_budget: 100 });
     try {
       t.store.upsertPeer({ address: PEER_B, trust: "pending" });
       t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
@@ -473,7 +473,21 @@ describe("inbound loop", () => {
     }
   });
 
-  it("the loop budget stops replies and then dispatch, visibly", async () => {
+  it("every turn a peer starts takes from its loop budget, even one the agent ends without a final answer", async () => {
+    const t = setup({ loop_budget: 2 });
+    try {
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      t.reply.text = undefined; // the agent answers through some other path (OpenClaw's message tool), or not at all
+      for (const text of ["one", "two", "three"]) t.inbound(PEER_A, text);
+      await t.waitFor(() => t.store.listUnhandled(10).length === 0, "all three handled");
+      assert.deepEqual(t.calls.map((c) => c.rawBody), ["one", "two"], "the third never reached the agent");
+      assert.equal(new LoopBudget(t.store, 2, 3_600_000).view(PEER_A).heldBack, 1);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("the loop budget caps the turns a peer starts, visibly", async () => {
     const t = setup({ loop_budget: 1 });
     try {
       t.store.upsertPeer({ address: PEER_A, trust: "trusted" });

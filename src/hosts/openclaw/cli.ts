@@ -53,7 +53,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
         const st = await n.status();
         const budgets = new LoopBudget(n.store, s.loopBudget, s.loopWindowMs).all();
         const openclaw = { dmPolicy: s.dmPolicy, loopBudget: { limit: s.loopBudget, windowMinutes: s.loopWindowMs / 60_000, peers: budgets } };
-        const lines = [formatStatus(st), `policy      dm_policy ${s.dmPolicy}; agent replies per peer: at most ${s.loopBudget} per ${s.loopWindowMs / 60_000} min`];
+        const lines = [formatStatus(st), `policy      dm_policy ${s.dmPolicy}; agent turns per peer: at most ${s.loopBudget} per ${s.loopWindowMs / 60_000} min`];
         for (const b of budgets) {
           lines.push(
             `  budget    ${b.peer} ${b.used}/${b.limit}${b.exhausted ? ` SPENT until ${iso(b.resetsAt)}` : ""}${b.heldBack ? `; ${b.heldBack} message(s) not given to the agent (last ${iso(b.lastHeldBackAt)})` : ""}`,

@@ -30,7 +30,7 @@ export async function p2pStatus(ctx: SlashContext): Promise<Reply> {
       const [{ formatStatus }, { LoopBudget }] = await Promise.all([import("../format.ts"), import("./policy.ts")]);
       const st = await n.status();
       const spent = new LoopBudget(n.store, s.loopBudget, s.loopWindowMs).all().filter((b) => b.exhausted);
-      const extra = [`policy      dm_policy ${s.dmPolicy}; at most ${s.loopBudget} agent replies per peer per ${s.loopWindowMs / 60_000} min`];
+      const extra = [`policy      dm_policy ${s.dmPolicy}; at most ${s.loopBudget} agent turns per peer per ${s.loopWindowMs / 60_000} min`];
       for (const b of spent) extra.push(`  budget    SPENT for ${b.peer} (${b.used}/${b.limit})`);
       return { text: `${formatStatus(st)}\n${extra.join("\n")}` };
     });

@@ -23,7 +23,7 @@ export const DEFAULT_LOOP_WINDOW_MINUTES = 60;
 export interface PluginSettings {
   dataDir: string;
   dmPolicy: DmPolicy;
-  /** Max agent replies sent to one peer per window; 0 = the agent never answers peers by itself. */
+  /** Max agent turns one peer's messages start per window (however the agent answers); 0 = no peer message reaches the agent. */
   loopBudget: number;
   loopWindowMs: number;
   /** The snake_case node keys, as given (validated by the core when a Node is opened). */

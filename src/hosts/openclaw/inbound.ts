@@ -307,13 +307,13 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
     if (d === "drop-budget") {
       budget.recordHeldBack(row.peer);
       node.store.markHandled([row.seq], Date.now());
-      ctx.log?.warn(`${CHANNEL_ID}: loop budget for ${label(peer, row.peer)} spent (${s.loopBudget} replies per ${Math.round(s.loopWindowMs / 60_000)} min): message ${row.id} kept in the inbox, not given to the agent`);
+      ctx.log?.warn(`${CHANNEL_ID}: loop budget for ${label(peer, row.peer)} spent (${s.loopBudget} turns per ${Math.round(s.loopWindowMs / 60_000)} min): message ${row.id} kept in the inbox, not given to the agent`);
       continue;
     }
     busy.add(key);
     let outcome: "done" | "retry" = "retry";
     try {
-      outcome = await dispatchOne(node, s, row, peer, ctx, dispatch, send, cfgNow, budget, hooks.onError, hooks.onOutbound);
+      outcome = await dispatchOne(node, row, peer, ctx, dispatch, send, cfgNow, hooks.onError, hooks.onOutbound);
       hooks.onInbound();
     } finally {
       if (outcome === "retry") busy.delete(key);
@@ -322,6 +322,10 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
     // hands it over again. A turn that ran to its end (even one that finished after the abort: its reply went out) is
     // handled; any other failure is final for this message (it stays in the inbox): no retry storm.
     if (outcome === "retry") return;
+    // Each turn a peer's message ran takes one from its loop budget, whatever the agent did in it (a final answer, the
+    // message tool, nothing at all): two agents cannot keep each other busy past the budget by any path. (A turn that
+    // did not run, "retry", costs nothing.)
+    budget.take(row.peer);
     contentionRetries.delete(key);
     try {
       node.store.markHandled([row.seq], Date.now());
@@ -347,14 +351,12 @@ async function sendPairingNotice(node: Node, address: string, ctx: LoopContext, 
 
 async function dispatchOne(
   node: Node,
-  s: PluginSettings,
   row: MessageRow,
   peer: PeerRow | undefined,
   ctx: LoopContext,
   dispatch: DispatchFn,
   send: SendFn,
   cfgNow: () => unknown,
-  budget: LoopBudget,
   onError: (msg: string) => void,
   onOutbound: () => void,
 ): Promise<"done" | "retry"> {
@@ -365,13 +367,7 @@ async function dispatchOne(
   const cfg = withPeerSessions(cfgNow());
   const deliver = async (payload: { text?: string; mediaUrl?: string; mediaUrls?: string[] }) => {
     const text = replyText(payload);
-    if (text.trim() === "") return;
-    if (!budget.take(address)) {
-      const msg = `loop budget for ${who} spent (${s.loopBudget} replies per ${Math.round(s.loopWindowMs / 60_000)} min): agent reply not sent`;
-      ctx.log?.warn(`${CHANNEL_ID}: ${msg}`);
-      onError(msg);
-      return;
-    }
+    if (text.trim() === "") return; // the turn is charged to the peer's loop budget once it ends (runPeerQueue)
     for (const part of splitUtf8(text)) {
       let r: SendResult;
       try {

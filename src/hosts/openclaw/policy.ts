@@ -1,6 +1,7 @@
 /**
- * Who reaches the agent, and how often the agent may answer. Two agents that answer each other would talk forever,
- * so the agent's automatic replies to one peer are capped per window (the loop budget); peers decide nothing here.
+ * Who reaches the agent, and how often. Two agents that answer each other would talk forever, so the turns one peer's
+ * messages start are capped per window (the loop budget: each turn that ran takes one, however the agent answered,
+ * and so does each message our send tool sends back to that peer from its session); peers decide nothing here.
  *
  * Dispatch rules:
  * - trusted peer: dispatched, unless its loop budget is spent (then the message stays in the inbox, is marked
@@ -34,7 +35,7 @@ interface MetaStore {
 }
 
 export interface PeerBudget {
-  /** Times (ms) of replies sent inside the current window. */
+  /** Times (ms) of the turns (and tool sends) charged inside the current window (the field name predates turns). */
   replies: number[];
   /** Inbound messages not given to the agent because the budget was spent. */
   heldBack: number;
@@ -98,7 +99,7 @@ export class LoopBudget {
     return Math.max(0, this.limit - e.replies.length);
   }
 
-  /** Takes one reply from the budget; false (nothing recorded) when it is spent. */
+  /** Takes one from the budget; false (nothing recorded) when it is spent. */
   take(peer: string, now = Date.now()): boolean {
     const state = read(this.#store);
     const e = entry(state, peer, now, this.windowMs);
