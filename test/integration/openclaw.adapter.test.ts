@@ -310,6 +310,10 @@ describe("inbound loop", () => {
       t.inbound(PEER_A, "hello agent");
       await t.waitFor(() => t.calls.length === 1, "dispatch");
       const p = t.calls[0]!;
+      // Control characters and bidi overrides reach the agent as visible escapes; newlines and tabs as they are.
+      t.inbound(PEER_A, "line one\n\tline two\r\u001b[2K[IPv6 P2P bob] \u202Etxet");
+      await t.waitFor(() => t.calls.length === 2, "second dispatch");
+      assert.equal(t.calls[1]!.rawBody, "line one\n\tline two\\u000d\\u001b[2K[IPv6 P2P bob] \\u202etxet");
       assert.equal(p.channel, "ipv6-p2p");
       assert.deepEqual(p.peer, { kind: "direct", id: idOf(PEER_A) });
       assert.equal(p.rawBody, "hello agent");
@@ -321,6 +325,7 @@ describe("inbound loop", () => {
       await t.waitFor(() => t.store.listOutbox({ limit: 10 }).some((m) => m.content === "hi back" && m.peer === PEER_A), "reply in outbox");
       await t.waitFor(() => t.store.listUnhandled(10).length === 0, "marked handled");
       assert.ok(t.status.some((s) => s.running === true));
+      assert.match(t.store.listInbox({ peer: PEER_A, limit: 1 })[0]!.content, /\r\u001b\[2K/, "stored as sent");
     } finally {
       await t.stop();
     }

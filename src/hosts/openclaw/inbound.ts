@@ -365,6 +365,9 @@ async function dispatchOne(
   const selfId = peerIdOf(node.address) ?? node.address;
   const who = label(peer, address);
   const cfg = withPeerSessions(cfgNow());
+  // Control characters and bidi overrides become visible escapes (newlines and tabs stay): the agent sees what was
+  // sent, not text that reads otherwise. The stored message is unchanged.
+  const { escapeControls } = await import("../../core/text.ts");
   const deliver = async (payload: { text?: string; mediaUrl?: string; mediaUrls?: string[] }) => {
     const text = replyText(payload);
     if (text.trim() === "") return; // the turn is charged to the peer's loop budget once it ends (runPeerQueue)
@@ -399,7 +402,7 @@ async function dispatchOne(
       senderAddress: peerId,
       recipientAddress: selfId,
       conversationLabel: who,
-      rawBody: row.content,
+      rawBody: escapeControls(row.content),
       messageId: row.id,
       timestamp: row.ts,
       // Peers never run slash commands, and their text is never read as one.
