@@ -176,8 +176,30 @@ export async function deliverV1(t: Target, m: V1Message): Promise<Delivery> {
   } catch (err) {
     return { kind: "retry", reason: (err as Error).message, code: (err as P2PError).code };
   }
-  if (reply.status >= 200 && reply.status < 300) return { kind: "delivered", receipt: null, storedAt: Date.now(), duplicate: false };
-  return classifyRefusal(reply);
+  if (reply.status < 200 || reply.status >= 300) return classifyRefusal(reply);
+  const j = decodeJsonBody(reply.body);
+  if (!j.ok || (j.value as { ok?: unknown } | null)?.ok !== true) {
+    return { kind: "retry", reason: `P2P_ERR_BAD_RESPONSE: HTTP ${reply.status} without v1's {"ok":true}`, code: "P2P_ERR_BAD_RESPONSE" };
+  }
+  return { kind: "delivered", receipt: null, storedAt: Date.now(), duplicate: false };
+}
+
+/**
+ * True when the peer's `/peer/ping` answers as a v1 node does (`200 {"ok":true,"ts":<ms>}`) without listing v2 in
+ * `versions` (a v2 node lists it); else why not, as text. Asked before a peer that answered 404 is switched to v1.
+ */
+export async function speaksOnlyV1(t: Target): Promise<true | string> {
+  let reply: HttpReply;
+  try {
+    reply = await httpExchange(t, "GET", "/peer/ping");
+  } catch (err) {
+    return `its /peer/ping did not answer (${(err as Error).message})`;
+  }
+  const j = decodeJsonBody(reply.body);
+  const v = j.ok ? (j.value as { ok?: unknown; ts?: unknown; versions?: unknown } | null) : undefined;
+  if (reply.status !== 200 || v?.ok !== true || !Number.isSafeInteger(v.ts)) return `its /peer/ping answer (HTTP ${reply.status}) is not a v1 node's`;
+  if (Array.isArray(v.versions) && v.versions.includes(2)) return "its /peer/ping lists v2";
+  return true;
 }
 
 export interface PingResult {

@@ -10,7 +10,7 @@
  * attempt that ends at or after `expiresAt` without delivery marks the message failed as expired.
  */
 import { keyMatchesAddress, parseIPv6 } from "./address.ts";
-import { deliverV1, deliverV2, type Delivery } from "./client.ts";
+import { deliverV1, deliverV2, speaksOnlyV1, type Delivery } from "./client.ts";
 import { P2PError } from "./errors.ts";
 import type { KeyPair } from "./keys.ts";
 import type { Logger } from "./log.ts";
@@ -139,9 +139,15 @@ export class Outbox {
       const env = build(() => buildEnvelope(self, row.peer, row.kind, row.content, { id: row.id, ts: Date.now() }));
       d = "failed" in env ? env.failed : await deliverV2(target, env.value, peer?.publicKey ?? null);
       if (d.kind === "v1-only") {
-        log.info(`${row.peer} does not speak v2; using legacy v1 from now on`);
-        store.setPeerProtocol(row.peer, 1); // a peer removed meanwhile stays removed
-        d = await this.#sendV1(target, row);
+        // A 404 alone could be any program on the port (while the peer's node is down, say): the peer is switched to
+        // v1 (no receipts) only when its /peer/ping answers as a v1 node does, and does not list v2.
+        const v1 = await speaksOnlyV1(target);
+        if (v1 !== true) d = { kind: "retry", reason: `P2P_ERR_BAD_RESPONSE: HTTP 404 for a v2 message, and ${v1}`, code: "P2P_ERR_BAD_RESPONSE" };
+        else {
+          log.info(`${row.peer} does not speak v2; using legacy v1 until it sends us a v2 message`);
+          store.setPeerProtocol(row.peer, 1); // a peer removed meanwhile stays removed
+          d = await this.#sendV1(target, row);
+        }
       }
     }
     const done = Date.now();

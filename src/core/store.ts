@@ -649,12 +649,14 @@ export class Store {
   }
 
   /** bindKey's check and writes, in the caller's transaction. */
-  #bind(address: string, publicKey: string, binding: "derived" | "tofu", now: number): Binding {
+  #bind(address: string, publicKey: string, binding: "derived" | "tofu", now: number, protocol: 1 | 2 = 1): Binding {
     const cur = this.#getPeer.get(address);
     if (cur === undefined) {
       this.#insertPeer.run(address, null, publicKey, binding, "pending", DEFAULT_PEER_PORT, 2, now, now);
       return { ok: true, trust: "pending" };
     }
+    // A peer we write to in v1 (it once answered as a v1-only node) that sends us v2 speaks v2 now: receipts again.
+    if (protocol === 2 && cur.protocol === 1 && cur.public_key === publicKey) this.#setProtocol.run(2, address);
     const unchanged = unchangedBinding(cur, publicKey, now);
     if (unchanged) return unchanged;
     const key = cur.public_key as string | null;
@@ -693,7 +695,7 @@ export class Store {
       for (const m of batch) {
         let quota = m.quota;
         if (m.sender) {
-          const b = this.#bind(m.peer, m.sender.key, m.sender.binding, m.storedAt);
+          const b = this.#bind(m.peer, m.sender.key, m.sender.binding, m.storedAt, m.protocol);
           if (!b.ok) {
             out.push({ duplicate: false, storedAt: 0, refused: b.reason });
             continue;

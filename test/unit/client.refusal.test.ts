@@ -8,8 +8,9 @@ import { after, before, describe, it, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { connectFailure, deliverV2, pingPeer, type Target } from "../../src/core/client.ts";
+import { connectFailure, deliverV1, deliverV2, pingPeer, speaksOnlyV1, type Target } from "../../src/core/client.ts";
 import type { Envelope } from "../../src/core/wire.ts";
+import type { V1Message } from "../../src/core/wire-v1.ts";
 
 let answer = { status: 403, body: "" };
 let server: Server;
@@ -79,4 +80,28 @@ test("a socket error reads as what it means for the user, its system code kept a
   assert.match(connectFailure(err("ENETUNREACH")), /\(ENETUNREACH\)$/);
   assert.equal(connectFailure(err("EWHATEVER")), "EWHATEVER");
   assert.equal(connectFailure(new Error("socket hang up")), "socket hang up");
+});
+
+describe("legacy v1: a 404 switches a peer to v1 only when it answers as a v1 node does", () => {
+  it("speaksOnlyV1: a v1 node's ping is; a v2 node's (versions lists 2), an HTML page or a 404 are not", async () => {
+    answer = { status: 200, body: JSON.stringify({ ok: true, ts: 1795682838549 }) };
+    assert.equal(await speaksOnlyV1(target), true);
+    answer = { status: 200, body: JSON.stringify({ ok: true, ts: 1795682838549, versions: [1, 2] }) };
+    assert.equal(await speaksOnlyV1(target), "its /peer/ping lists v2");
+    answer = { status: 200, body: "<html>it works</html>" };
+    assert.match(String(await speaksOnlyV1(target)), /is not a v1 node's/);
+    answer = { status: 404, body: "Not Found" };
+    assert.match(String(await speaksOnlyV1(target)), /HTTP 404/);
+  });
+
+  it("deliverV1 counts only v1's {\"ok\":true} as delivered; any other 2xx is retried", async () => {
+    const m = {} as V1Message; // refused or accepted by the fake peer whatever it holds
+    answer = { status: 200, body: JSON.stringify({ ok: true }) };
+    assert.equal((await deliverV1(target, m)).kind, "delivered");
+    for (const body of ["<html>it works</html>", JSON.stringify({ ok: false }), ""]) {
+      answer = { status: 200, body };
+      const d = await deliverV1(target, m);
+      assert.equal(d.kind, "retry", body);
+    }
+  });
 });

@@ -205,6 +205,18 @@ test("setPeerProtocol (the outbox's v1 fallback) updates a known peer only", (t)
   assert.equal(store.getPeer(PEER_B), undefined);
 });
 
+test("a peer we write to in v1 is written to in v2 again once it sends a v2 message signed by its pinned key", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, trust: "trusted", publicKey: KEY_A, keyBinding: "user" }, 1);
+  store.setPeerProtocol(PEER_A, 1);
+  store.acceptInbound([inbound("v1", { protocol: 1, sender: { key: KEY_A, binding: "tofu", pendingQuota: 200 } })]);
+  assert.equal(store.getPeer(PEER_A)?.protocol, 1, "a v1 message changes nothing");
+  store.acceptInbound([inbound("other-key", { protocol: 2, sender: { key: KEY_B, binding: "tofu", pendingQuota: 200 } })]);
+  assert.equal(store.getPeer(PEER_A)?.protocol, 1, "nor does a v2 message under another key (refused)");
+  store.acceptInbound([inbound("v2", { protocol: 2, sender: { key: KEY_A, binding: "tofu", pendingQuota: 200 } })]);
+  assert.equal(store.getPeer(PEER_A)?.protocol, 2);
+});
+
 test("bindKey: a blocked peer is refused as blocked, whatever the key; its key is not pinned by it", (t) => {
   const { store } = openTemp(t);
   store.setTrust(PEER_A, "blocked", 1);

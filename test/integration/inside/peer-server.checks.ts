@@ -421,14 +421,19 @@ describe("legacy v1 interoperability", () => {
     assert.equal(typeof r.json.ts, "number");
   });
 
-  it("sends to a minimal v1 receiver (written here from the facts document) after it answers 404 to v2", async () => {
+  it("sends to a minimal v1 receiver (written here from the facts document) after it answers 404 to v2, not to any 404", async () => {
     const receiverAddr = newSender().address;
     const got: { body: any; source: string; verified: boolean }[] = [];
+    let pingsLikeV1 = false; // first a server that answers 404 to everything but is no v1 node
     const server: Server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
-        if (req.method !== "POST" || req.url !== "/peer/message") {
+        if (pingsLikeV1 && req.method === "GET" && req.url === "/peer/ping") {
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, ts: Date.now() }));
+          return;
+        }
+        if (!pingsLikeV1 || req.method !== "POST" || req.url !== "/peer/message") {
           res.writeHead(404).end();
           return;
         }
@@ -448,6 +453,11 @@ describe("legacy v1 interoperability", () => {
     const sender = Node.open({ dataDir: sendDir, config: { yggdrasil: "off" }, localAddress: from });
     try {
       sender.addPeer(receiverAddr, { port: 8200 });
+      const not = await sender.send(receiverAddr, "to a 404 that is no v1 node");
+      assert.equal(not.state, "queued", JSON.stringify(not));
+      assert.match(not.state === "queued" ? not.reason : "", /HTTP 404 for a v2 message, and its \/peer\/ping answer \(HTTP 404\) is not a v1 node's/);
+      assert.equal(sender.store.getPeer(receiverAddr)!.protocol, 2, "still written to in v2");
+      pingsLikeV1 = true;
       const r = await sender.send(receiverAddr, "to an old node ✓");
       assert.equal(r.state, "sent", JSON.stringify(r));
       assert.equal(got.length, 1);
