@@ -29,6 +29,11 @@ export const BUSY_TIMEOUT_MS = 5000;
  * fsync'd commit just to move a timestamp; with it a known sender costs a read only. `lastSeen` is precise to this.
  */
 export const LAST_SEEN_RESOLUTION_MS = 10_000;
+/**
+ * No attempt is scheduled further ahead than this (the outbox's longest backoff is 1 h +20%, a peer's Retry-After is
+ * capped at 1 h): a queued row due later was scheduled under a clock that ran ahead, and claimDue makes it due now.
+ */
+export const MAX_SCHEDULE_AHEAD_MS = 2 * 3_600_000;
 /** The last error of an outbound message the user cancelled (cancelOutbound). */
 export const CANCELLED = "cancelled by the user";
 /** The last error of outbound messages still queued to a peer the user removed: nothing more is sent to it. */
@@ -276,6 +281,7 @@ export class Store {
   #markDelivered: StatementSync;
   #markRetry: StatementSync;
   #markFailed: StatementSync;
+  #rescheduleFarAhead: StatementSync;
   #failQueuedTo: StatementSync;
 
   #getMessageByPeer: StatementSync;
@@ -346,18 +352,22 @@ export class Store {
        ON CONFLICT (direction, peer, id) DO NOTHING
        RETURNING *`,
     );
+    // A lease that ends later than a lease taken now (now + leaseMs) was taken under a clock that ran ahead (and
+    // corrected since): it counts as ended, or its row would wait until the clock caught up (possibly years).
     this.#claimDue = p(
-      `UPDATE messages SET lease_until = ?
+      `UPDATE messages SET lease_until = ?1
        WHERE seq IN (SELECT seq FROM messages
-                     WHERE state = 'queued' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
-                     ORDER BY next_attempt_at, seq LIMIT ?)
+                     WHERE state = 'queued' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2 OR lease_until > ?1)
+                     ORDER BY next_attempt_at, seq LIMIT ?3)
        RETURNING *`,
     );
     this.#claimOne = p(
-      `UPDATE messages SET lease_until = ?
-       WHERE direction = 'out' AND id = ? AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?)
+      `UPDATE messages SET lease_until = ?1
+       WHERE direction = 'out' AND id = ?2 AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?3 OR lease_until > ?1)
        RETURNING *`,
     );
+    // The same for an attempt scheduled further ahead than any backoff or Retry-After (messages_due range).
+    this.#rescheduleFarAhead = p("UPDATE messages SET next_attempt_at = ?1 WHERE state = 'queued' AND next_attempt_at > ?2");
     // Only a row still in flight moves; a delivered row never moves again (idempotent, and never back to queued).
     // "failed" may still become delivered/sent: a receipt is proof, whatever the outbox decided meanwhile.
     this.#markDelivered = p(
@@ -754,12 +764,13 @@ export class Store {
    */
   claimDue(now: number, limit: number, leaseMs: number): MessageRow[] {
     if (limit <= 0) return [];
-    return this.#tx("claim due messages", () =>
-      this.#claimDue
-        .all(now + leaseMs, now, now, limit)
+    return this.#tx("claim due messages", () => {
+      this.#rescheduleFarAhead.run(now, now + MAX_SCHEDULE_AHEAD_MS);
+      return this.#claimDue
+        .all(now + leaseMs, now, limit)
         .map(toMessage)
-        .sort((a, b) => (a.nextAttemptAt ?? 0) - (b.nextAttemptAt ?? 0) || a.seq - b.seq),
-    );
+        .sort((a, b) => (a.nextAttemptAt ?? 0) - (b.nextAttemptAt ?? 0) || a.seq - b.seq);
+    });
   }
 
   /**

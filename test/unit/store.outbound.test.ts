@@ -59,6 +59,21 @@ test("claimMessage leases one queued row by id, due or not, unless someone else 
   assert.equal(store.claimMessage("nope", 0, 1), undefined);
 });
 
+test("after the clock ran ahead and was set back, leases and retries it left are not waited out", (t) => {
+  const { store } = openTemp(t);
+  const now = 1_800_000_000_000;
+  const year = 365 * 86_400_000;
+  for (const id of ["leased", "scheduled", "fine"]) store.enqueueOutbound(outbound(id, { expiresAt: now + 86_400_000 }), now - 1000);
+  assert.equal(store.claimMessage("leased", now + year, 60_000)?.id, "leased"); // a process whose clock was a year ahead
+  store.markRetry("scheduled", now + year, "backoff under the wrong clock");
+  store.markRetry("fine", now + 30 * 60_000, "an ordinary backoff");
+  const claimed = store.claimDue(now, 10, 60_000).map((m) => m.id).sort();
+  assert.deepEqual(claimed, ["leased", "scheduled"], "a lease or a retry further ahead than any the outbox sets counts as ended");
+  assert.equal(store.getMessage("out", "fine")?.nextAttemptAt, now + 30 * 60_000, "an ordinary backoff is kept");
+  assert.equal(store.claimMessage("fine", now, 60_000)?.id, "fine");
+  assert.equal(store.claimMessage("fine", now + 1000, 60_000), undefined, "a lease taken now still holds");
+});
+
 test("markRetry counts the attempt, records the error, releases the lease and reschedules", (t) => {
   const { store } = openTemp(t);
   store.enqueueOutbound(outbound("o1"), 100);
