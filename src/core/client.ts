@@ -39,8 +39,24 @@ interface HttpReply {
   body: Uint8Array;
 }
 
+type ExchangeOptions = { connectTimeoutMs?: number; timeoutMs?: number };
+
 /** One request. Network failures become P2P_ERR_UNREACHABLE with the reason; never hangs past the timeouts. */
-export function httpExchange(t: Target, method: "GET" | "POST", path: string, body?: string, o: { connectTimeoutMs?: number; timeoutMs?: number } = {}): Promise<HttpReply> {
+export async function httpExchange(t: Target, method: "GET" | "POST", path: string, body?: string, o: ExchangeOptions = {}): Promise<HttpReply> {
+  try {
+    return await exchange(t, method, path, body, o, agent);
+  } catch (err) {
+    // A pooled keep-alive connection that the peer had closed (it restarted, or its idle timeout ended just then)
+    // fails at once: sent again, once, on a new connection. Safe even if the first copy got through: every request
+    // here is a ping or a message the receiver deduplicates.
+    if (!(err instanceof StaleConnection)) throw err;
+    return exchange(t, method, path, body, o, false);
+  }
+}
+
+class StaleConnection extends P2PError {}
+
+function exchange(t: Target, method: "GET" | "POST", path: string, body: string | undefined, o: ExchangeOptions, via: Agent | false): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(body, "utf8");
     const req = request({
@@ -49,7 +65,7 @@ export function httpExchange(t: Target, method: "GET" | "POST", path: string, bo
       port: t.port,
       method,
       path,
-      agent,
+      agent: via,
       localAddress: t.localAddress,
       headers: payload ? { "Content-Type": "application/json", "Content-Length": payload.length } : {},
     });
@@ -72,8 +88,13 @@ export function httpExchange(t: Target, method: "GET" | "POST", path: string, bo
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once("connect", () => clearTimeout(connectTimer));
     });
-    req.on("error", (err: NodeJS.ErrnoException) => finish(unreachable(connectFailure(err))));
+    let answered = false;
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      const stale = req.reusedSocket && !answered && (err.code === "ECONNRESET" || err.code === "EPIPE");
+      finish(stale ? new StaleConnection("P2P_ERR_UNREACHABLE", `${t.address} port ${t.port}: ${connectFailure(err)}`) : unreachable(connectFailure(err)));
+    });
     req.on("response", (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let size = 0;
       res.on("data", (c: Buffer) => {

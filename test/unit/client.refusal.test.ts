@@ -7,7 +7,7 @@
 import { after, before, describe, it, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { connectFailure, deliverV1, deliverV2, pingPeer, speaksOnlyV1, type Target } from "../../src/core/client.ts";
 import type { Envelope } from "../../src/core/wire.ts";
 import type { V1Message } from "../../src/core/wire-v1.ts";
@@ -104,4 +104,23 @@ describe("legacy v1: a 404 switches a peer to v1 only when it answers as a v1 no
       assert.equal(d.kind, "retry", body);
     }
   });
+});
+
+test("a request on a pooled connection the peer has dropped is sent again once on a new connection", async (t) => {
+  // A peer that answers the first request on a connection, keeps it open, and resets it at the next request (as a
+  // restarted peer does to the old connection), while new connections are answered normally.
+  const reply = JSON.stringify({ ok: true, ts: 1795682838549 });
+  const ok = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${reply.length}\r\nConnection: keep-alive\r\n\r\n${reply}`;
+  let connections = 0;
+  const peer = createTcpServer((socket: Socket) => {
+    connections++;
+    let requests = 0;
+    socket.on("data", () => (requests++ === 0 ? socket.write(ok) : socket.resetAndDestroy()));
+  });
+  await new Promise<void>((resolve) => peer.listen(0, "::1", resolve));
+  t.after(() => peer.close());
+  const at: Target = { address: "::1", port: (peer.address() as AddressInfo).port };
+  assert.equal(await speaksOnlyV1(at), true);
+  assert.equal(await speaksOnlyV1(at), true, "the reset connection was replaced, not reported");
+  assert.equal(connections, 2);
 });
