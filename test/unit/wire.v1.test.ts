@@ -42,6 +42,13 @@ describe("v1 signatures interoperate with the original implementation", () => {
     );
   });
 
+  test("only U+0000-U+001F, quote and backslash are escaped in the signed text: DEL, C1 controls and U+2028/9 stay raw", () => {
+    const m = buildV1Message(A, "a\u007fb\u0085c\u2028d\u2029e\u0001f\tg", TS);
+    const text = Buffer.from(v1SigningBytes(m)).toString("utf8");
+    assert.ok(text.startsWith('{"content":"a\u007fb\u0085c\u2028d\u2029e\\u0001f\\tg","event"'), JSON.stringify(text));
+    assert.ok(originalV1Verify(m));
+  });
+
   test("a message we build verifies the way a v1 node verifies it", () => {
     assert.ok(originalV1Verify(good));
   });
