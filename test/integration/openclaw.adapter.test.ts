@@ -122,6 +122,14 @@ describe("entry and manifest", { skip: !haveOpenClaw && "openclaw not installed"
     assert.equal(isAnswer({ text: "tool output" }, "tool"), false);
   });
 
+  it("a turn's final error is not sent to the peer but reported (log and channel status), with its text", async () => {
+    const { turnError } = await import("../../src/hosts/openclaw/dispatch.ts");
+    assert.equal(turnError({ text: "⚠️ provider unavailable", isError: true }, "final"), "⚠️ provider unavailable");
+    assert.equal(turnError({ isError: true }, undefined), "(no text)");
+    assert.equal(turnError({ text: "hi" }, "final"), undefined, "an answer is no error");
+    assert.equal(turnError({ text: "tool failed", isError: true }, "tool"), undefined, "only the turn's final payload");
+  });
+
   it("a plugin config key from Object.prototype (__proto__ as JSON gives it) is refused as unknown, not dropped", async () => {
     const dir = mkdtempSync(join(tmpdir(), "declaw-oca-proto-"));
     try {

@@ -53,6 +53,15 @@ export function isAnswer(payload: Record<string, unknown> | undefined, kind: str
   return terminal(payload as never);
 }
 
+/**
+ * The text of a turn's final error payload (a model provider down, say), which is never sent to the peer: reported
+ * through onDispatchError instead, so the failure shows in the log and the channel status rather than vanishing.
+ */
+export function turnError(payload: Record<string, unknown> | undefined, kind: string | undefined): string | undefined {
+  if (!payload || typeof payload !== "object" || payload.isError !== true || (kind !== undefined && kind !== "final")) return undefined;
+  return typeof payload.text === "string" && payload.text.trim() !== "" ? payload.text : "(no text)";
+}
+
 export async function dispatchPeerMessage(p: PeerDispatchParams): Promise<{ sessionKey: string }> {
   const cfg = p.cfg as never;
   const { route, buildEnvelope } = resolveChannelInboundRouteEnvelope({
@@ -97,6 +106,8 @@ export async function dispatchPeerMessage(p: PeerDispatchParams): Promise<{ sess
     delivery: {
       deliver: async (payload: unknown, info?: { kind?: string }) => {
         const pl = payload as Record<string, unknown>;
+        const failed = turnError(pl, info?.kind);
+        if (failed !== undefined) p.onDispatchError(new Error(`the agent's turn ended in an error, not sent to the peer: ${failed.slice(0, 300)}`), { kind: info?.kind ?? "final" });
         if (!isAnswer(pl, info?.kind)) return;
         await p.deliver({
           text: typeof pl.text === "string" ? pl.text : undefined,
