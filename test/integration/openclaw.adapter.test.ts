@@ -463,6 +463,25 @@ describe("inbound loop", () => {
     }
   });
 
+  it("a peer removed during a turn gets no reply (it is not added back as a trusted peer)", async () => {
+    const t = setup({});
+    try {
+      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+      let open!: () => void;
+      t.reply.gate = new Promise<void>((r) => (open = r));
+      t.reply.text = "answer";
+      t.inbound(PEER_A, "slow question");
+      await t.waitFor(() => t.calls.length === 1, "the turn started");
+      t.store.removePeer(PEER_A);
+      open();
+      await t.waitFor(() => t.status.some((x) => /reply to .* not sent: the peer was removed during the turn/.test(String(x.lastError))), "the error reported");
+      assert.equal(t.store.listOutbox({ limit: 10 }).length, 0);
+      assert.equal(t.store.getPeer(PEER_A), undefined);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it("a turn that ends after the loop was stopped is handled: the next loop does not hand it over again", async () => {
     const t = setup({});
     let second: ReturnType<typeof setup> | undefined;

@@ -371,6 +371,14 @@ async function dispatchOne(
   const deliver = async (payload: { text?: string; mediaUrl?: string; mediaUrls?: string[] }) => {
     const text = replyText(payload);
     if (text.trim() === "") return; // the turn is charged to the peer's loop budget once it ends (runPeerQueue)
+    // The operator removed the peer during the turn: sending would add it back as a trusted peer (Node.send adds an
+    // unknown address). Blocked peers are refused by Node.send itself.
+    if (!node.store.getPeer(address)) {
+      const msg = `reply to ${who} not sent: the peer was removed during the turn`;
+      onError(msg);
+      ctx.log?.warn(`${CHANNEL_ID}: ${msg}`);
+      return;
+    }
     for (const part of splitUtf8(text)) {
       let r: SendResult;
       try {
