@@ -317,11 +317,10 @@ export class Node {
   /**
    * Stores the message in the outbox, then tries once right away. Returns delivered (verified receipt), queued (with
    * the reason; the node's outbox worker keeps trying) or failed (the peer refused it for good).
-   * Sending to an address never seen before adds it as a trusted peer: writing to someone is consent to hear back.
-   */
-  /**
-   * `onQueued` is told the message's id once it is stored, and whether this call holds its lease for the first attempt
-   * (a host can then say what became of it if interrupted, and hand back only a lease of its own).
+   * Sending to an address never seen before adds it as a trusted peer: writing to someone is consent to hear back;
+   * a blocked peer is refused (P2P_ERR_PEER_BLOCKED). `onQueued` is told the message's id once it is stored, and
+   * whether this call holds its lease for the first attempt (a host can then say what became of it if interrupted,
+   * and hand back only a lease of its own).
    */
   async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string, leased: boolean) => void } = {}): Promise<SendResult> {
     const kind = o.kind ?? "chat";

@@ -32,6 +32,7 @@ export const LAST_SEEN_RESOLUTION_MS = 10_000;
 /**
  * No attempt is scheduled further ahead than this (the outbox's longest backoff is 1 h +20%, a peer's Retry-After is
  * capped at 1 h): a queued row due later was scheduled under a clock that ran ahead, and claimDue makes it due now.
+ * A lease ending more than this after one taken now is taken as such a leftover too.
  */
 export const MAX_SCHEDULE_AHEAD_MS = 2 * 3_600_000;
 /** The last error of an outbound message the user cancelled (cancelOutbound). */
@@ -352,18 +353,19 @@ export class Store {
        ON CONFLICT (direction, peer, id) DO NOTHING
        RETURNING *`,
     );
-    // A lease that ends later than a lease taken now (now + leaseMs) was taken under a clock that ran ahead (and
-    // corrected since): it counts as ended, or its row would wait until the clock caught up (possibly years).
+    // A lease ending far later than one taken now (?4: now + leaseMs + MAX_SCHEDULE_AHEAD_MS; another process's
+    // lease may end a little after ours would, its clock read later) was taken under a clock that ran ahead and was
+    // set back since: it counts as ended, or its row would wait until the clock caught up (possibly years).
     this.#claimDue = p(
       `UPDATE messages SET lease_until = ?1
        WHERE seq IN (SELECT seq FROM messages
-                     WHERE state = 'queued' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2 OR lease_until > ?1)
+                     WHERE state = 'queued' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2 OR lease_until > ?4)
                      ORDER BY next_attempt_at, seq LIMIT ?3)
        RETURNING *`,
     );
     this.#claimOne = p(
       `UPDATE messages SET lease_until = ?1
-       WHERE direction = 'out' AND id = ?2 AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?3 OR lease_until > ?1)
+       WHERE direction = 'out' AND id = ?2 AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?3 OR lease_until > ?4)
        RETURNING *`,
     );
     // The same for an attempt scheduled further ahead than any backoff or Retry-After (messages_due range).
@@ -767,7 +769,7 @@ export class Store {
     return this.#tx("claim due messages", () => {
       this.#rescheduleFarAhead.run(now, now + MAX_SCHEDULE_AHEAD_MS);
       return this.#claimDue
-        .all(now + leaseMs, now, limit)
+        .all(now + leaseMs, now, limit, now + leaseMs + MAX_SCHEDULE_AHEAD_MS)
         .map(toMessage)
         .sort((a, b) => (a.nextAttemptAt ?? 0) - (b.nextAttemptAt ?? 0) || a.seq - b.seq);
     });
@@ -780,7 +782,7 @@ export class Store {
    */
   claimMessage(id: string, now: number, leaseMs: number): MessageRow | undefined {
     return this.#run("claim a message", () => {
-      const r = this.#claimOne.get(now + leaseMs, id, now);
+      const r = this.#claimOne.get(now + leaseMs, id, now, now + leaseMs + MAX_SCHEDULE_AHEAD_MS);
       return r === undefined ? undefined : toMessage(r);
     });
   }

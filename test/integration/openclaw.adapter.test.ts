@@ -291,6 +291,17 @@ describe("inbound loop", () => {
     return { store, calls, status, inbound, waitFor, stop, reply, dataDir };
   }
 
+  /** A trusted peer's message starts a turn that waits until the returned function is called, then answers "answer". */
+  async function slowTurn(t: ReturnType<typeof setup>): Promise<() => void> {
+    t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
+    let open!: () => void;
+    t.reply.gate = new Promise<void>((r) => (open = r));
+    t.reply.text = "answer";
+    t.inbound(PEER_A, "slow question");
+    await t.waitFor(() => t.calls.length === 1, "the turn started");
+    return open;
+  }
+
   it("a reply part refused before it was stored is reported, and the other parts still go", async () => {
     let calls = 0;
     const flaky = async (node: Node, peer: string, text: string): Promise<SendResult> => {
@@ -466,12 +477,7 @@ describe("inbound loop", () => {
   it("a peer removed during a turn gets no reply (it is not added back as a trusted peer)", async () => {
     const t = setup({});
     try {
-      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
-      let open!: () => void;
-      t.reply.gate = new Promise<void>((r) => (open = r));
-      t.reply.text = "answer";
-      t.inbound(PEER_A, "slow question");
-      await t.waitFor(() => t.calls.length === 1, "the turn started");
+      const open = await slowTurn(t);
       t.store.removePeer(PEER_A);
       open();
       await t.waitFor(() => t.status.some((x) => /reply to .* not sent: the peer was removed during the turn/.test(String(x.lastError))), "the error reported");
@@ -486,12 +492,7 @@ describe("inbound loop", () => {
     const t = setup({});
     let second: ReturnType<typeof setup> | undefined;
     try {
-      t.store.upsertPeer({ address: PEER_A, trust: "trusted" });
-      let open!: () => void;
-      t.reply.gate = new Promise<void>((r) => (open = r));
-      t.reply.text = "answer";
-      t.inbound(PEER_A, "slow question");
-      await t.waitFor(() => t.calls.length === 1, "the turn started");
+      const open = await slowTurn(t);
       const stopped = t.stop({ keep: true }); // a gateway reload: the running turn may finish
       open();
       await stopped;
