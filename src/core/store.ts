@@ -580,8 +580,10 @@ export class Store {
     });
   }
 
-  /** Removes the peer row only; its messages stay in the inbox/outbox. */
-  /** Forgets a peer; messages still queued to it are failed (PEER_REMOVED). An attempt on its way finds it gone. */
+  /**
+   * Forgets a peer (its messages stay in the inbox/outbox); messages still queued to it are failed (PEER_REMOVED). An
+   * attempt on its way finds it gone (the outbox checks).
+   */
   removePeer(address: string): boolean {
     return this.#tx("remove a peer", () => {
       const removed = Number(this.#deletePeer.run(address).changes) > 0;

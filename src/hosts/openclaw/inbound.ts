@@ -230,11 +230,22 @@ function candidates(node: Node, s: PluginSettings): MessageRow[] {
   return node.store.listUnhandledByTrust(BATCH, s.dmPolicy === "open" ? ["trusted", "blocked", "pending"] : ["trusted", "blocked"]);
 }
 
-/** Pairing policy: each pending peer with held messages is told once that the operator has not approved it yet. */
+/**
+ * Pairing policy: each pending peer with held messages is told once that the operator has not approved it yet. Peers
+ * already looked at in this process are skipped without reading the record of notices (a poll runs every 500 ms).
+ */
 function sendPairingNotices(node: Node, ctx: LoopContext, send: SendFn): void {
   const held = new Set(node.store.listUnhandledByTrust(BATCH, ["pending"]).map((r) => r.peer));
-  for (const address of held) if (firstPairingNotice(node.store, address)) void sendPairingNotice(node, address, ctx, send);
+  for (const address of held) {
+    const key = `${node.dataDir}\0${address}`;
+    if (noticeChecked.has(key)) continue;
+    if (firstPairingNotice(node.store, address)) void sendPairingNotice(node, address, ctx, send);
+    if (noticeChecked.size >= MAX_NOTICE_CHECKED) noticeChecked.clear();
+    noticeChecked.add(key);
+  }
 }
+const noticeChecked = new Set<string>();
+const MAX_NOTICE_CHECKED = 10_000;
 
 // Rows handed to the agent whose markHandled then failed (the store refused: disk full, a lock held too long), by
 // key, across module instances as INFLIGHT_KEY is: kept out of dispatch, so that no new turn starts for a message the
@@ -322,10 +333,6 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
     // hands it over again. A turn that ran to its end (even one that finished after the abort: its reply went out) is
     // handled; any other failure is final for this message (it stays in the inbox): no retry storm.
     if (outcome === "retry") return;
-    // Each turn a peer's message ran takes one from its loop budget, whatever the agent did in it (a final answer, the
-    // message tool, nothing at all): two agents cannot keep each other busy past the budget by any path. (A turn that
-    // did not run, "retry", costs nothing.)
-    budget.take(row.peer);
     contentionRetries.delete(key);
     try {
       node.store.markHandled([row.seq], Date.now());
@@ -334,6 +341,10 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
       throw err;
     }
     busy.delete(key);
+    // Each turn a peer's message ran takes one from its loop budget, whatever the agent did in it (a final answer, the
+    // message tool, nothing at all): two agents cannot keep each other busy past the budget by any path. (A turn that
+    // did not run, "retry", costs nothing.)
+    budget.take(row.peer);
   }
 }
 
