@@ -35,6 +35,12 @@ export const LAST_SEEN_RESOLUTION_MS = 10_000;
  * A lease ending more than this after one taken now is taken as such a leftover too.
  */
 export const MAX_SCHEDULE_AHEAD_MS = 2 * 3_600_000;
+/**
+ * `handled_at` of an inbound message its host holds back until the user accepts the peer (markHeld); never a real
+ * time, and shown as `held: true, handledAt: null`. Accepting the peer (allow, or add as trusted) hands such messages
+ * over again (handled_at back to null).
+ */
+const HELD = 0;
 /** The last error of an outbound message the user cancelled (cancelOutbound). */
 export const CANCELLED = "cancelled by the user";
 /** The last error of outbound messages still queued to a peer the user removed: nothing more is sent to it. */
@@ -78,7 +84,10 @@ export interface MessageRow {
   receipt: string | null;
   deliveredAt: number | null;
   protocol: 1 | 2;
+  /** When the host (the OpenClaw channel) handed an inbound message to its agent; null while not handed over. */
   handledAt: number | null;
+  /** Inbound, not handed over: the host holds it back until the user accepts its peer (Store.markHeld). */
+  held: boolean;
 }
 export interface InboundItem {
   id: string;
@@ -219,7 +228,8 @@ function toMessage(r: Row): MessageRow {
     receipt: r.receipt as string | null,
     deliveredAt: r.delivered_at as number | null,
     protocol: r.protocol as 1 | 2,
-    handledAt: r.handled_at as number | null,
+    handledAt: r.handled_at === HELD ? null : (r.handled_at as number | null),
+    held: r.handled_at === HELD,
   };
 }
 
@@ -293,7 +303,9 @@ export class Store {
   #listOutbox: StatementSync;
   #listOutboxByState: StatementSync;
   #listUnhandled: StatementSync;
-  #listUnhandledByTrust: StatementSync;
+  #markHeld: StatementSync;
+  #reopenHeldOf: StatementSync;
+  #reopenAllHeld: StatementSync;
   #markHandled: StatementSync;
   #counts: StatementSync;
 
@@ -408,10 +420,13 @@ export class Store {
     this.#listUnhandled = p(
       "SELECT * FROM messages INDEXED BY messages_unhandled WHERE direction = 'in' AND handled_at IS NULL ORDER BY seq LIMIT ?",
     );
-    this.#listUnhandledByTrust = p(
-      `SELECT m.* FROM messages AS m INDEXED BY messages_unhandled JOIN peers AS p ON p.address = m.peer
-       WHERE m.direction = 'in' AND m.handled_at IS NULL AND p.trust IN (?, ?, ?) ORDER BY m.seq LIMIT ?`,
+    // Held only while its peer is still not accepted (pending, or gone): an allow that came first wins.
+    this.#markHeld = p(
+      `UPDATE messages SET handled_at = ${HELD} WHERE seq = ? AND direction = 'in' AND handled_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM peers WHERE peers.address = messages.peer AND peers.trust <> 'pending')`,
     );
+    this.#reopenHeldOf = p(`UPDATE messages SET handled_at = NULL WHERE direction = 'in' AND peer = ? AND handled_at = ${HELD}`);
+    this.#reopenAllHeld = p(`UPDATE messages SET handled_at = NULL WHERE direction = 'in' AND handled_at = ${HELD}`);
     this.#markHandled = p(
       "UPDATE messages SET handled_at = ? WHERE seq = ? AND direction = 'in' AND handled_at IS NULL",
     );
@@ -531,6 +546,7 @@ export class Store {
     }
     return this.#tx("save a peer", () => {
       const cur = this.#getPeer.get(p.address);
+      if (p.trust === "trusted" && cur?.trust !== "trusted") this.#reopenHeldOf.run(p.address);
       if (p.alias !== undefined && p.alias !== null) {
         const owner = this.#getPeerByAlias.get(p.alias);
         if (owner !== undefined && owner.address !== p.address) {
@@ -597,6 +613,7 @@ export class Store {
     return this.#tx("change a peer's trust", () => {
       if (trust === "blocked") this.#failQueuedTo.run(PEER_BLOCKED, address);
       const cur = this.#getPeer.get(address);
+      if (trust === "trusted" && cur?.trust !== "trusted") this.#reopenHeldOf.run(address);
       if (cur === undefined) {
         this.#insertPeer.run(address, null, null, null, trust, DEFAULT_PEER_PORT, 2, now, null);
       } else {
@@ -873,14 +890,18 @@ export class Store {
   }
 
   /**
-   * The same, only from peers whose trust is one of `trusts` (a removed peer's are not): a host that holds some peers'
-   * messages back (not accepted yet) still sees the others' oldest first, however many held ones came before them.
+   * Marks inbound rows as held (handledAt HELD) while their peer is not accepted: they leave listUnhandled, so that
+   * however many a stranger sends, they never fill the host's window, and come back when the peer is accepted.
+   * Returns the seqs marked (a row whose peer was accepted meanwhile, or that was handled, is left alone).
    */
-  listUnhandledByTrust(limit: number, trusts: readonly Trust[]): MessageRow[] {
-    const n = count("limit", limit, PAGE_DEFAULT);
-    if (trusts.length === 0) return [];
-    const t = [0, 1, 2].map((i) => trusts[Math.min(i, trusts.length - 1)]!);
-    return this.#run("list unhandled messages", () => this.#listUnhandledByTrust.all(t[0]!, t[1]!, t[2]!, n).map(toMessage));
+  markHeld(seqs: readonly number[]): number[] {
+    if (seqs.length === 0) return [];
+    return this.#tx("hold messages", () => seqs.filter((seq) => Number(this.#markHeld.run(seq).changes) > 0));
+  }
+
+  /** Every held inbound row back to unhandled (a host that now hands strangers' messages over too). */
+  reopenHeld(): number {
+    return this.#run("hand held messages over again", () => Number(this.#reopenAllHeld.run().changes));
   }
 
   /** Sets handledAt on inbound rows that have none yet (already handled rows keep their first time). */

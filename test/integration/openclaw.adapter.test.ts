@@ -288,7 +288,7 @@ describe("inbound loop", () => {
       store.close();
       if (!o.keep) rmSync(dir, { recursive: true, force: true });
     };
-    return { store, calls, status, inbound, waitFor, stop, reply, dataDir };
+    return { store, calls, status, inbound, waitFor, stop, reply, dataDir, cfg };
   }
 
   /** A trusted peer's message starts a turn that waits until the returned function is called, then answers "answer". */
@@ -381,10 +381,11 @@ describe("inbound loop", () => {
       t.store.upsertPeer({ address: PEER_C, trust: "blocked" });
       t.inbound(PEER_B, "let me in");
       t.inbound(PEER_C, "spam");
-      await t.waitFor(() => t.store.listUnhandled(10).length === 1, "blocked message marked handled");
+      await t.waitFor(() => t.store.listUnhandled(10).length === 0, "the blocked message handled, the pending one held");
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(t.calls.length, 0);
-      assert.equal(t.store.listUnhandled(10)[0]!.peer, PEER_B);
+      const [held] = t.store.listInbox({ peer: PEER_B });
+      assert.deepEqual([held!.held, held!.handledAt], [true, null]);
       t.store.setTrust(PEER_B, "trusted");
       await t.waitFor(() => t.calls.length === 1, "held message dispatched after allow");
       assert.equal(t.calls[0]!.rawBody, "let me in");
@@ -416,6 +417,24 @@ describe("inbound loop", () => {
       await o.waitFor(() => o.calls.length === 1, "open policy dispatch");
     } finally {
       await o.stop();
+    }
+  });
+
+  it("pairing: a stranger behind another's full quota of held messages still gets its notice; open hands held messages over", async () => {
+    const t = setup({ dm_policy: "pairing", loop_budget: 1000 });
+    try {
+      t.store.upsertPeer({ address: PEER_B, trust: "pending" });
+      t.store.upsertPeer({ address: PEER_C, trust: "pending" });
+      const now = Date.now();
+      t.store.acceptInbound(Array.from({ length: 250 }, (_, i) => ({ id: newMessageId(now + i), peer: PEER_B, kind: "chat", content: `b${i}`, ts: now, protocol: 2 as const, storedAt: now })));
+      t.inbound(PEER_C, "hello, I am new");
+      await t.waitFor(() => t.store.listOutbox({ limit: 10 }).some((m) => m.peer === PEER_C), "the second stranger's notice");
+      assert.equal(t.calls.length, 0);
+      (t.cfg.plugins.entries["ipv6-p2p"].config as Record<string, unknown>).dm_policy = "open";
+      await t.waitFor(() => t.calls.length === 251, "every held message handed over under the open policy");
+      assert.deepEqual(t.calls.slice(0, 2).map((c) => c.rawBody), ["b0", "b1"], "in their order");
+    } finally {
+      await t.stop();
     }
   });
 

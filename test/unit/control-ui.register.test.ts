@@ -137,7 +137,7 @@ describe("registerControlUi", () => {
 
 describe("reachFromOutbox", () => {
   const row = (peer: string, state: MessageRow["state"], o: Partial<MessageRow> = {}): MessageRow =>
-    ({ seq: 1, id: "x", peer, direction: "out", kind: "chat", content: "", ts: 1, createdAt: 10, state, attempts: 1, nextAttemptAt: null, expiresAt: null, lastError: null, receipt: null, deliveredAt: null, protocol: 2, handledAt: null, ...o }) as MessageRow;
+    ({ seq: 1, id: "x", peer, direction: "out", kind: "chat", content: "", ts: 1, createdAt: 10, state, attempts: 1, nextAttemptAt: null, expiresAt: null, lastError: null, receipt: null, deliveredAt: null, protocol: 2, handledAt: null, held: false, ...o }) as MessageRow;
 
   it("takes the newest outbound message per peer", () => {
     const r = reachFromOutbox([

@@ -26,6 +26,7 @@ const row = (o: Partial<MessageRow>): MessageRow => ({
   deliveredAt: null,
   protocol: 2,
   handledAt: null,
+  held: false,
   ...o,
 });
 

@@ -15,7 +15,7 @@ test("acceptInbound stores a new message as 'received' with storedAt as createdA
   assert.deepEqual(m, {
     seq: m?.seq, id: "m1", peer: PEER_A, direction: "in", kind: "chat", content: "content of m1", ts: 1000,
     createdAt: 5000, state: "received", attempts: 0, nextAttemptAt: null, expiresAt: null, lastError: null,
-    receipt: null, deliveredAt: null, protocol: 1, handledAt: null,
+    receipt: null, deliveredAt: null, protocol: 1, handledAt: null, held: false,
   });
   assert.deepEqual(store.getMessage("in", "m1"), m);
   assert.equal(store.getMessage("out", "m1"), undefined);
@@ -108,21 +108,31 @@ test("listUnhandled gives unhandled inbound messages oldest first; markHandled k
   store.markHandled([], 1);
 });
 
-test("listUnhandledByTrust: only the peers of those trusts, oldest first, however many others' come first", (t) => {
+test("markHeld takes a not-accepted peer's messages out of listUnhandled; accepting the peer brings them back", (t) => {
   const { store } = openTemp(t);
   const PEER_C = "202::c";
-  store.upsertPeer({ address: PEER_A, trust: "trusted" });
   store.upsertPeer({ address: PEER_B, trust: "pending" });
-  store.upsertPeer({ address: PEER_C, trust: "blocked" });
-  store.acceptInbound(Array.from({ length: 30 }, (_, i) => inbound(`held${i}`, { peer: PEER_B })));
-  store.acceptInbound([inbound("a1"), inbound("c1", { peer: PEER_C }), inbound("a2")]);
-  assert.deepEqual(store.listUnhandledByTrust(10, ["trusted", "blocked"]).map((m) => m.id), ["a1", "c1", "a2"]);
-  assert.deepEqual(store.listUnhandledByTrust(2, ["trusted"]).map((m) => m.id), ["a1", "a2"]);
-  assert.deepEqual(store.listUnhandledByTrust(2, ["pending"]).map((m) => m.id), ["held0", "held1"]);
-  store.removePeer(PEER_A);
-  const left = store.listUnhandledByTrust(100, ["trusted", "blocked", "pending"]).map((m) => m.id);
-  assert.deepEqual([left.length, left.at(-1)], [31, "c1"], "a removed peer's rows are left out");
-  assert.deepEqual(store.listUnhandledByTrust(10, []), []);
+  store.upsertPeer({ address: PEER_C, trust: "pending" });
+  store.acceptInbound([inbound("b1", { peer: PEER_B }), inbound("a1"), inbound("b2", { peer: PEER_B }), inbound("c1", { peer: PEER_C })]);
+  const seqs = Object.fromEntries(store.listUnhandled(10).map((m) => [m.id, m.seq]));
+  store.upsertPeer({ address: PEER_A, trust: "trusted" });
+  assert.deepEqual(store.markHeld([seqs.b1!, seqs.a1!, seqs.b2!, seqs.c1!]), [seqs.b1, seqs.b2, seqs.c1], "a trusted peer's message is never held");
+  assert.deepEqual(store.listUnhandled(10).map((m) => m.id), ["a1"]);
+  const b1 = store.getMessage("in", "b1", PEER_B);
+  assert.deepEqual([b1?.held, b1?.handledAt], [true, null], "shown as held, not as handed over");
+  assert.deepEqual(store.markHeld([seqs.b1!]), [], "already held");
+
+  store.setTrust(PEER_B, "trusted"); // allow
+  assert.deepEqual(store.listUnhandled(10).map((m) => m.id), ["b1", "a1", "b2"], "back, in their order");
+  assert.equal(store.getMessage("in", "b1", PEER_B)?.held, false);
+  store.upsertPeer({ address: PEER_C, trust: "trusted" }); // add as trusted
+  assert.deepEqual(store.listUnhandled(10).map((m) => m.id), ["b1", "a1", "b2", "c1"]);
+
+  store.upsertPeer({ address: "203::d", trust: "pending" });
+  store.acceptInbound([inbound("d1", { peer: "203::d" })]);
+  store.markHeld(store.listUnhandled(10).filter((m) => m.id === "d1").map((m) => m.seq));
+  assert.equal(store.reopenHeld(), 1, "every held message back (a host whose policy now admits strangers)");
+  assert.equal(store.listUnhandled(10).length, 5);
 });
 
 test("meta holds string settings", (t) => {

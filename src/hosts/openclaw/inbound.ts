@@ -137,6 +137,8 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
   let node: Node | undefined;
   let lastStatusAt = 0;
   let lastError: string | null = null;
+  /** The policy the last poll ran under (unset after the node is opened again). */
+  let lastPolicy: string | undefined;
   const patch = (p: Record<string, unknown>) => ctx.setStatus({ ...ctx.getStatus(), accountId: ctx.accountId, ...p });
   patch({ running: true, lifecycle: "starting", lastStartAt: Date.now(), dmPolicy: settings.dmPolicy });
 
@@ -186,8 +188,12 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
           await Promise.allSettled(workers.values());
           node?.close();
           node = await openNode(settings);
+          lastPolicy = undefined;
           log?.info(`${CHANNEL_ID}: watching ${settings.dataDir} for inbound messages as ${node.address}`);
         }
+        // Under the open policy strangers reach the agent too: what an earlier policy held is handed over now.
+        if (settings.dmPolicy === "open" && lastPolicy !== "open") node.store.reopenHeld();
+        lastPolicy = settings.dmPolicy;
         if (Date.now() - lastStatusAt >= STATUS_INTERVAL_MS) {
           lastStatusAt = Date.now();
           await refreshStatus(node);
@@ -221,31 +227,6 @@ interface PollHooks {
   onOutbound: () => void;
 }
 
-/**
- * The unhandled inbound rows to act on, oldest first: those of trusted and blocked peers (and of pending ones when
- * the policy is open). Messages of pending peers otherwise stay unhandled (held) however many there are; they are
- * left out in the query itself, so they can never fill the batch and starve or reorder a trusted peer's messages.
- */
-function candidates(node: Node, s: PluginSettings): MessageRow[] {
-  return node.store.listUnhandledByTrust(BATCH, s.dmPolicy === "open" ? ["trusted", "blocked", "pending"] : ["trusted", "blocked"]);
-}
-
-/**
- * Pairing policy: each pending peer with held messages is told once that the operator has not approved it yet. Peers
- * already looked at in this process are skipped without reading the record of notices (a poll runs every 500 ms).
- */
-function sendPairingNotices(node: Node, ctx: LoopContext, send: SendFn): void {
-  const held = new Set(node.store.listUnhandledByTrust(BATCH, ["pending"]).map((r) => r.peer));
-  for (const address of held) {
-    const key = `${node.dataDir}\0${address}`;
-    if (noticeChecked.has(key)) continue;
-    if (firstPairingNotice(node.store, address)) void sendPairingNotice(node, address, ctx, send);
-    if (noticeChecked.size >= MAX_NOTICE_CHECKED) noticeChecked.clear();
-    noticeChecked.add(key);
-  }
-}
-const noticeChecked = new Set<string>();
-const MAX_NOTICE_CHECKED = 10_000;
 
 // Rows handed to the agent whose markHandled then failed (the store refused: disk full, a lock held too long), by
 // key, across module instances as INFLIGHT_KEY is: kept out of dispatch, so that no new turn starts for a message the
@@ -273,24 +254,36 @@ function retryMarks(node: Node): void {
  */
 function pollOnce(node: Node, s: PluginSettings, ctx: LoopContext, dispatch: DispatchFn, send: SendFn, cfgNow: () => unknown, hooks: PollHooks, workers: Map<string, Promise<void>>): void {
   retryMarks(node);
-  if (s.dmPolicy === "pairing") sendPairingNotices(node, ctx, send);
-  const rows = candidates(node, s);
+  const rows = node.store.listUnhandled(BATCH);
   if (rows.length === 0) return;
   const budget = new LoopBudget(node.store, s.loopBudget, s.loopWindowMs);
   const busy = inflight();
   const queues = new Map<string, MessageRow[]>();
+  const held: number[] = [];
   for (const row of rows) {
     if (ctx.abortSignal.aborted) return;
     if (busy.has(`${node.dataDir}\0${row.seq}`) || workers.has(row.peer)) continue;
     const peer = node.store.getPeer(row.peer);
     const d = decide(peer?.trust, s.dmPolicy, budget.left(row.peer));
-    if (d === "hold") continue; // its trust changed since the query
+    if (d === "hold") {
+      held.push(row.seq);
+      continue;
+    }
     if (d === "drop-blocked") {
       node.store.markHandled([row.seq], Date.now());
       continue;
     }
     if (!queues.has(row.peer)) queues.set(row.peer, []);
     queues.get(row.peer)!.push(row);
+  }
+  // Held messages (peers not accepted) leave the window, however many a stranger sends: they never hold up or reorder
+  // a trusted peer's, and come back when the operator accepts the peer (Store.markHeld). Under the pairing policy, a
+  // peer whose messages are held is told once that it is not approved yet.
+  const marked = new Set(node.store.markHeld(held));
+  if (s.dmPolicy === "pairing") {
+    for (const address of new Set(rows.filter((r) => marked.has(r.seq)).map((r) => r.peer))) {
+      if (node.store.getPeer(address)?.trust === "pending" && firstPairingNotice(node.store, address)) void sendPairingNotice(node, address, ctx, send);
+    }
   }
   for (const [address, queue] of queues) {
     if (workers.size >= MAX_PARALLEL_PEERS) break;
