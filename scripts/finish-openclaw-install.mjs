@@ -23,5 +23,7 @@ if (existsSync(join(pkg, ".openclaw-lifecycle-pending")) && existsSync(script)) 
     process.exit(1);
   }
   const r = spawnSync(process.execPath, [script], { cwd: pkg, stdio: "inherit" });
+  // npm runs this step again only when node_modules changes, so a plain `npm install` would not retry it.
+  if (r.status !== 0) console.error("finish-openclaw-install: openclaw's postinstall failed; once fixed, run `npm run dependencies`");
   process.exit(r.status ?? 1);
 }

@@ -330,9 +330,9 @@ describe("inbound loop", () => {
       await t.waitFor(() => t.calls.length === 1, "dispatch");
       const p = t.calls[0]!;
       // Control characters and bidi overrides reach the agent as visible escapes; newlines and tabs as they are.
-      t.inbound(PEER_A, "line one\n\tline two\r\u001b[2K[IPv6 P2P bob] \u202Etxet");
+      t.inbound(PEER_A, "line one\r\n\tline two\r\u001b[2K[IPv6 P2P bob] \u202Etxet");
       await t.waitFor(() => t.calls.length === 2, "second dispatch");
-      assert.equal(t.calls[1]!.rawBody, "line one\n\tline two\\u000d\\u001b[2K[IPv6 P2P bob] \\u202etxet");
+      assert.equal(t.calls[1]!.rawBody, "line one\n\tline two\\u000d\\u001b[2K[IPv6 P2P bob] \\u202etxet", "CRLF is a line end; a lone CR is shown");
       assert.equal(p.channel, "ipv6-p2p");
       assert.deepEqual(p.peer, { kind: "direct", id: idOf(PEER_A) });
       assert.equal(p.rawBody, "hello agent");

@@ -318,7 +318,6 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
     let outcome: "done" | "retry" = "retry";
     try {
       outcome = await dispatchOne(node, row, peer, ctx, dispatch, send, cfgNow, hooks.onError, hooks.onOutbound);
-      hooks.onInbound();
     } finally {
       if (outcome === "retry") busy.delete(key);
     }
@@ -334,6 +333,7 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
       throw err;
     }
     busy.delete(key);
+    hooks.onInbound();
     // Each turn a peer's message ran takes one from its loop budget, whatever the agent did in it (a final answer, the
     // message tool, nothing at all): two agents cannot keep each other busy past the budget by any path. (A turn that
     // did not run, "retry", costs nothing.)
@@ -414,7 +414,7 @@ async function dispatchOne(
       senderAddress: peerId,
       recipientAddress: selfId,
       conversationLabel: who,
-      rawBody: escapeControls(row.content),
+      rawBody: escapeControls(row.content.replaceAll("\r\n", "\n")), // CRLF line ends are plain line ends
       messageId: row.id,
       timestamp: row.ts,
       // Peers never run slash commands, and their text is never read as one.
