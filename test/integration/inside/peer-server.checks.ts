@@ -151,10 +151,18 @@ describe("peer server checks through real sockets", () => {
 
   it("1. sources outside 200::/7 share one rate budget: once one used it up, another one's connection is dropped at accept", async () => {
     const ping = "/v2/ping?nonce=AAAAAAAAAAAAAAAAAAAAAA";
-    const statuses: number[] = [];
-    for (let i = 0; i < RATE.burst + 1; i++) statuses.push((await http("fd00::5", self, "GET", ping).catch(() => ({ status: 0 }))).status);
-    assert.ok(statuses.every((s) => s === 403 || s === 0), statuses.join(","));
-    await assert.rejects(http("::1", "::1", "GET", ping), "dropped without an answer");
+    // Up to three rounds: the shared bucket refills 2 tokens/s, and on a loaded machine a round may end just as one
+    // came back (once seen in CI). A budget that never drops the other source fails all three.
+    let dropped = false;
+    for (let round = 0; round < 3 && !dropped; round++) {
+      const statuses: number[] = [];
+      for (let i = 0; i < RATE.burst + 1; i++) statuses.push((await http("fd00::5", self, "GET", ping).catch(() => ({ status: 0 }))).status);
+      assert.ok(statuses.every((s) => s === 403 || s === 0), statuses.join(","));
+      const other = await http("::1", "::1", "GET", ping).then((r) => r.status, () => "dropped" as const);
+      if (other === "dropped") dropped = true;
+      else assert.equal(other, 403, "answered, then only with the source refusal");
+    }
+    assert.ok(dropped, "another source outside 200::/7 was dropped without an answer once the budget was used up");
     await stillAccepts();
   });
 
