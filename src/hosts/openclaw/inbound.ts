@@ -52,13 +52,22 @@ export type SendFn = (node: Node, peer: string, text: string) => Promise<SendRes
 type DispatchFn = (p: Record<string, unknown>) => Promise<unknown>;
 const defaultSend: SendFn = (node, peer, text) => node.send(peer, text);
 
-// Messages being dispatched in this process. After `plugins reload` an old loop may still be finishing a turn while
-// the new loop starts: both see the row as unhandled until it is marked. Shared across module instances on purpose.
-const INFLIGHT_KEY = Symbol.for("declaw.openclaw.inflight");
-function inflight(): Set<string> {
-  const g = globalThis as unknown as Record<symbol, Set<string> | undefined>;
-  return (g[INFLIGHT_KEY] ??= new Set<string>());
+/**
+ * State of this process shared across module instances on purpose: after `plugins reload` an old loop may still be
+ * finishing a turn while the new loop starts.
+ */
+function processShared<T>(name: string, make: () => T): T {
+  const g = globalThis as unknown as Record<symbol, T | undefined>;
+  return (g[Symbol.for(`declaw.openclaw.${name}`)] ??= make());
 }
+
+/** How the process-shared sets name an inbound row: its data directory and seq. */
+function rowKey(node: Node, seq: number): string {
+  return `${node.dataDir}\0${seq}`;
+}
+
+// Messages being dispatched in this process: both loops see the row as unhandled until it is marked.
+const inflight = () => processShared("inflight", () => new Set<string>());
 
 /** Dispatches retried because OpenClaw's state database was locked by another process, by row (bounded below). */
 const contentionRetries = new Map<string, number>();
@@ -227,20 +236,14 @@ interface PollHooks {
   onOutbound: () => void;
 }
 
-
 // Rows handed to the agent whose markHandled then failed (the store refused: disk full, a lock held too long), by
-// key, across module instances as INFLIGHT_KEY is: kept out of dispatch, so that no new turn starts for a message the
-// agent already had, and marked again on each poll.
-const UNMARKED_KEY = Symbol.for("declaw.openclaw.unmarked");
-function unmarked(): Map<string, number> {
-  const g = globalThis as unknown as Record<symbol, Map<string, number> | undefined>;
-  return (g[UNMARKED_KEY] ??= new Map<string, number>());
-}
+// rowKey, shared as `inflight` is: kept out of dispatch, so that no new turn starts for a message the agent already
+// had, and marked again on each poll.
+const unmarked = () => processShared("unmarked", () => new Map<string, number>());
 
 function retryMarks(node: Node): void {
-  const prefix = `${node.dataDir}\0`;
   for (const [key, seq] of unmarked()) {
-    if (!key.startsWith(prefix)) continue;
+    if (key !== rowKey(node, seq)) continue; // another data directory's
     node.store.markHandled([seq], Date.now()); // throws while the store still refuses: the poll reports it
     unmarked().delete(key);
     inflight().delete(key);
@@ -262,7 +265,7 @@ function pollOnce(node: Node, s: PluginSettings, ctx: LoopContext, dispatch: Dis
   const held: number[] = [];
   for (const row of rows) {
     if (ctx.abortSignal.aborted) return;
-    if (busy.has(`${node.dataDir}\0${row.seq}`) || workers.has(row.peer)) continue;
+    if (busy.has(rowKey(node, row.seq)) || workers.has(row.peer)) continue;
     const peer = node.store.getPeer(row.peer);
     const d = decide(peer?.trust, s.dmPolicy, budget.left(row.peer));
     if (d === "hold") {
@@ -298,7 +301,7 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
   const busy = inflight();
   for (const row of queue) {
     if (ctx.abortSignal.aborted) return;
-    const key = `${node.dataDir}\0${row.seq}`;
+    const key = rowKey(node, row.seq);
     if (busy.has(key)) continue;
     // Trust and budget may have changed since the pass started (operator commands, earlier replies).
     const peer = node.store.getPeer(row.peer);
@@ -447,7 +450,7 @@ async function dispatchOne(
     }
     // Another OpenClaw process (a CLI command, a second gateway) briefly holds the state database's lifecycle lock:
     // transient, so the row stays unhandled and the next polls try again, a bounded number of times.
-    const key = `${node.dataDir}\0${row.seq}`;
+    const key = rowKey(node, row.seq);
     if (isStateContention(err) && (contentionRetries.get(key) ?? 0) < MAX_CONTENTION_RETRIES) {
       contentionRetries.set(key, (contentionRetries.get(key) ?? 0) + 1);
       ctx.log?.info(`${CHANNEL_ID}: message ${row.id} from ${who} will be dispatched again: ${text}`);
