@@ -318,11 +318,10 @@ export class Node {
    * Stores the message in the outbox, then tries once right away. Returns delivered (verified receipt), queued (with
    * the reason; the node's outbox worker keeps trying) or failed (the peer refused it for good).
    * Sending to an address never seen before adds it as a trusted peer: writing to someone is consent to hear back;
-   * a blocked peer is refused (P2P_ERR_PEER_BLOCKED). `onQueued` is told the message's id once it is stored, and
-   * whether this call holds its lease for the first attempt (a host can then say what became of it if interrupted,
-   * and hand back only a lease of its own).
+   * a blocked peer is refused (P2P_ERR_PEER_BLOCKED). `onQueued` is told the message's id once it is stored, leased to
+   * this call for the first attempt (a host can then say what became of it if interrupted, and hand the lease back).
    */
-  async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string, leased: boolean) => void } = {}): Promise<SendResult> {
+  async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string) => void } = {}): Promise<SendResult> {
     const kind = o.kind ?? "chat";
     if (!SUPPORTED_KINDS.includes(kind)) throw new P2PError("P2P_ERR_UNSUPPORTED_KIND", `kind "${kind}" is not supported`);
     if (typeof text !== "string" || text.length === 0) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "message text is empty");
@@ -353,17 +352,18 @@ export class Node {
       });
     }
     const row = known ?? this.addPeer(address);
+    // Born leased to this call (a fresh id, so the row is new): no outbox, ours or a running node's, takes it before
+    // the first attempt below, whose outcome this call then reports.
     const msg = this.store.enqueueOutbound(
       { id: newMessageId(now), peer: row.address, kind, content: text, ts: now, protocol: row.protocol, expiresAt: now + this.config.maxMessageAgeMs },
       now,
+      LEASE_MS,
     );
+    o.onQueued?.(msg.id);
     let r: Awaited<ReturnType<Outbox["attempt"]>>;
     try {
-      const claimed = this.store.claimMessage(msg.id, Date.now(), LEASE_MS);
-      o.onQueued?.(msg.id, claimed !== undefined);
-      if (!claimed) return { state: "queued", id: msg.id, peer: row.address, reason: "taken by the running node's outbox", nextAttemptAt: now };
       const outbox = this.#outbox ?? new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
-      r = await outbox.attempt(claimed);
+      r = await outbox.attempt(msg);
     } catch (err) {
       // The message is stored: whatever went wrong with this first try (a store locked too long, say), it is queued,
       // and the outbox tries it again once the lease ends. Saying "failed" here would invite a duplicate send.

@@ -168,6 +168,9 @@ export class Outbox {
           if (bound && !bound.ok) log.warn(`${row.peer}: the receipt's key was not pinned (the peer is blocked)`);
         }
         store.markDelivered(row.id, receipt, d.storedAt);
+        // The peer is reachable again: what is still queued to it follows now, not after its backoff (up to an hour),
+        // so that older messages do not arrive long after this newer one (order is close, not strict: README).
+        store.rescheduleQueued(done, row.peer);
         // Without a receipt (legacy v1 peers) the store records "sent": accepted, but storage is not proven.
         return receipt ? { state: "delivered", deliveredAt: d.storedAt, receipt } : { state: "sent", sentAt: d.storedAt };
       }

@@ -287,7 +287,6 @@ export class Store {
 
   #insertOutbound: StatementSync;
   #claimDue: StatementSync;
-  #claimOne: StatementSync;
   #rescheduleQueued: StatementSync;
   #markDelivered: StatementSync;
   #markRetry: StatementSync;
@@ -360,8 +359,8 @@ export class Store {
 
     this.#insertOutbound = p(
       `INSERT INTO messages (id, peer, direction, kind, content, ts, created_at, state, attempts, next_attempt_at,
-                             expires_at, protocol)
-       VALUES (?, ?, 'out', ?, ?, ?, ?, 'queued', 0, ?, ?, ?)
+                             expires_at, protocol, lease_until)
+       VALUES (?, ?, 'out', ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)
        ON CONFLICT (direction, peer, id) DO NOTHING
        RETURNING *`,
     );
@@ -375,11 +374,6 @@ export class Store {
                      ORDER BY next_attempt_at, seq LIMIT ?3)
        RETURNING *`,
     );
-    this.#claimOne = p(
-      `UPDATE messages SET lease_until = ?1
-       WHERE direction = 'out' AND id = ?2 AND state = 'queued' AND (lease_until IS NULL OR lease_until <= ?3 OR lease_until > ?4)
-       RETURNING *`,
-    );
     // The same for an attempt scheduled further ahead than any backoff or Retry-After (messages_due range).
     this.#rescheduleFarAhead = p("UPDATE messages SET next_attempt_at = ?1 WHERE state = 'queued' AND next_attempt_at > ?2");
     // Only a row still in flight moves; a delivered row never moves again (idempotent, and never back to queued).
@@ -389,7 +383,7 @@ export class Store {
        WHERE direction = 'out' AND id = ? AND state IN ('queued', 'failed')`,
     );
     this.#rescheduleQueued = p(
-      "UPDATE messages SET next_attempt_at = ? WHERE direction = 'out' AND state = 'queued' AND next_attempt_at > ?",
+      "UPDATE messages SET next_attempt_at = ?1 WHERE direction = 'out' AND state = 'queued' AND next_attempt_at > ?1 AND (?2 IS NULL OR peer = ?2)",
     );
     this.#markRetry = p(
       `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL
@@ -765,10 +759,14 @@ export class Store {
   /**
    * Queues a message, due at once. Enqueueing the same (peer, id) again returns the existing row (a caller that
    * retries after an error cannot queue it twice); the same id with other content is refused.
+   * `leaseMs`: a new row is born leased to the caller for its first attempt ("send and wait"), so that no outbox, in
+   * this process or another, claims it between the insert and that attempt (a row that already existed keeps its
+   * lease as it is: only a caller with a fresh id can count on holding one).
    */
-  enqueueOutbound(m: OutboundItem, now: number): MessageRow {
+  enqueueOutbound(m: OutboundItem, now: number, leaseMs?: number): MessageRow {
     return this.#tx("queue a message", () => {
-      const r = this.#insertOutbound.get(m.id, m.peer, m.kind, m.content, m.ts, now, now, m.expiresAt, m.protocol);
+      const lease = leaseMs === undefined ? null : now + leaseMs;
+      const r = this.#insertOutbound.get(m.id, m.peer, m.kind, m.content, m.ts, now, now, m.expiresAt, m.protocol, lease);
       if (r !== undefined) return toMessage(r);
       const cur = toMessage(this.#getMessageByPeer.get("out", m.peer, m.id) as Row);
       if (cur.kind !== m.kind || cur.content !== m.content) {
@@ -795,18 +793,6 @@ export class Store {
   }
 
   /**
-   * Leases one queued outbound row by id (due or not: the caller wants it sent now), for a "send and wait" path
-   * while a background outbox may run in another process. Undefined when the row is leased by someone else, no
-   * longer queued, or unknown. One statement, so atomic like claimDue.
-   */
-  claimMessage(id: string, now: number, leaseMs: number): MessageRow | undefined {
-    return this.#run("claim a message", () => {
-      const r = this.#claimOne.get(now + leaseMs, id, now, now + leaseMs + MAX_SCHEDULE_AHEAD_MS);
-      return r === undefined ? undefined : toMessage(r);
-    });
-  }
-
-  /**
    * Records delivery of an outbound message: state "delivered" with the receipt JSON, or "sent" when
    * `receiptJson` is null (a v1 peer accepted it but cannot prove storage). A row already delivered/sent is left
    * as it is (idempotent); unknown ids are ignored.
@@ -817,9 +803,12 @@ export class Store {
     });
   }
 
-  /** Makes every queued outbound row due now (the mesh came back); returns how many. Leases are left alone. */
-  rescheduleQueued(now: number): number {
-    return this.#run("reschedule queued messages", () => Number(this.#rescheduleQueued.run(now, now).changes));
+  /**
+   * Makes queued outbound rows waiting out a backoff due now, every peer's (the mesh came back) or one peer's (a
+   * message to it was just delivered); returns how many. Leases are left alone.
+   */
+  rescheduleQueued(now: number, peer?: string): number {
+    return this.#run("reschedule queued messages", () => Number(this.#rescheduleQueued.run(now, peer ?? null).changes));
   }
 
   /** attempts++, next try at `nextAttemptAt`, lease released. Only a queued row changes. */

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
+import { Store } from "../../src/core/store.ts";
 import { CLI, cli, startNode, tempDir, waitFor, type RunningNode } from "../helpers/declaw.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 
@@ -109,6 +110,30 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     const inbox = await cli(B, dirB.dir, ["inbox", "--limit", "100"]);
     assert.equal(inbox.json.filter((m: { id: string }) => m.id === sent.json.id).length, 1);
     assert.equal(inbox.json.filter((m: { content: string }) => m.content === "while you were away").length, 1);
+  });
+
+  it("a message queued in a long backoff follows at once when a newer message to the same peer is delivered", async () => {
+    await nodeB!.stop();
+    const older = await cli(A, dirA.dir, ["send", "bob", "older, sent while you were away"]);
+    assert.equal(older.json.state, "queued");
+    // As after many failed attempts: the next one is an hour away.
+    const store = Store.open(dirA.dir);
+    try {
+      store.markRetry(older.json.id, Date.now() + 3_600_000, "P2P_ERR_UNREACHABLE: earlier attempts");
+    } finally {
+      store.close();
+    }
+    nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
+    const newer = await cli(A, dirA.dir, ["send", "bob", "newer"]);
+    assert.equal(newer.json.state, "delivered", newer.stdout);
+    await waitFor(
+      "the older message to follow the newer one (not an hour later)",
+      async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === older.json.id && m.state === "delivered"),
+      30_000,
+      500,
+    );
+    const inbox = await cli(B, dirB.dir, ["inbox", "--limit", "100"]);
+    assert.equal(inbox.json.filter((m: { id: string }) => m.id === older.json.id).length, 1);
   });
 
   it("Ctrl-C during a send that gets no answer: the message stays queued (the CLI says so, with its id) and the running node delivers it once", async () => {

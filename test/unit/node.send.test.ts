@@ -12,7 +12,7 @@ import { keyPairFromSeed } from "../../src/core/keys.ts";
 import { P2PError } from "../../src/core/errors.ts";
 import { Node } from "../../src/core/node.ts";
 import { LEASE_MS } from "../../src/core/outbox.ts";
-import { CANCELLED, PEER_BLOCKED, PEER_REMOVED } from "../../src/core/store.ts";
+import { CANCELLED, PEER_BLOCKED, PEER_REMOVED, Store } from "../../src/core/store.ts";
 import { MAX_BODY_BYTES, MAX_CONTENT_BYTES } from "../../src/core/wire.ts";
 import { tempDir } from "../helpers/store-fixture.ts";
 
@@ -78,10 +78,29 @@ test("escape-heavy content that still fits is stored and tried (the check is the
   assert.deepEqual(node.peers().map((p) => p.address), [NOBODY], "writing to someone adds them as a peer");
 });
 
+test("a running node's outbox cannot take the message send just queued: send makes the first attempt and reports it", async (t) => {
+  const node = openNode(t);
+  const running = Store.open(node.dataDir); // the running node's connection, another process's in real use
+  t.after(() => running.close());
+  const enqueue = node.store.enqueueOutbound.bind(node.store);
+  let takenByOther: string[] | undefined;
+  node.store.enqueueOutbound = (...args) => {
+    const row = enqueue(...args);
+    takenByOther = running.claimDue(Date.now(), 10, LEASE_MS).map((m) => m.id); // its poll, right after the insert
+    return row;
+  };
+  const r = await node.send(NOBODY, "hello");
+  assert.deepEqual(takenByOther, [], "nothing was there for the other outbox to take");
+  assert.equal(r.state, "queued");
+  assert.match(r.state === "queued" ? r.reason : "", /EADDRNOTAVAIL/, "the reason is this call's own attempt");
+  assert.equal(node.store.getMessage("out", r.id)?.attempts, 1, "that attempt was made and counted");
+});
+
 test("a failure after the message is stored is reported as queued, never as an error that invites sending it again", async (t) => {
   const node = openNode(t);
-  // A store that fails right after the message was written (as a write lock held past the busy timeout would).
-  node.store.claimMessage = () => {
+  // A store that fails after the message was written, when the first attempt records its outcome (as a write lock
+  // held past the busy timeout would).
+  node.store.markRetry = () => {
     throw new P2PError("P2P_ERR_STORAGE", "database is locked");
   };
   const r = await node.send(NOBODY, "hello");
@@ -99,7 +118,7 @@ test("a queued message can be cancelled: failed as cancelled, never tried again;
   const m = node.cancel(r.id);
   assert.equal(m.state, "failed");
   assert.equal(m.lastError, CANCELLED);
-  assert.equal(node.store.claimMessage(r.id, Date.now() + 10 * 86_400_000, LEASE_MS), undefined, "no attempt will claim it");
+  assert.ok(!node.store.claimDue(Date.now() + 10 * 86_400_000, 100, LEASE_MS).some((m) => m.id === r.id), "no attempt will claim it");
   assert.throws(() => node.cancel(r.id), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /is failed, not queued/.test(e.message) && /outbox/.test(e.hint ?? ""));
   assert.throws(() => node.cancel("no-such-id"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /no sent message has id no-such-id/.test(e.message));
 });
@@ -130,7 +149,7 @@ test("removing or blocking a peer fails what is still queued to it (with the rea
   node.block("rude");
   const m = node.store.getMessage("out", second.id);
   assert.deepEqual([m?.state, m?.lastError], ["failed", PEER_BLOCKED]);
-  assert.equal(node.store.claimMessage(second.id, Date.now() + 10 * 86_400_000, LEASE_MS), undefined, "no attempt will claim it");
+  assert.ok(!node.store.claimDue(Date.now() + 10 * 86_400_000, 100, LEASE_MS).some((m) => m.id === second.id), "no attempt will claim it");
   const before = node.outbox({ limit: 100 }).length;
   await assert.rejects(node.send("rude", "hello?"), (e: P2PError) => e.code === "P2P_ERR_PEER_BLOCKED" && e.message === "rude is blocked: nothing is sent to a blocked peer" && /allow rude/.test(e.hint ?? ""));
   assert.equal(node.outbox({ limit: 100 }).length, before, "nothing queued");

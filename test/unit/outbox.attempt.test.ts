@@ -38,7 +38,7 @@ const HOUR_MS = 3_600_000;
 /** A source address no interface here has: every connection the outbox tries fails at bind. */
 const UNBOUND = "200:dead:beef::1";
 
-/** Queues a message to NOBODY as `send` would, with `attempts` failed attempts behind it, and claims it. */
+/** Queues a message to NOBODY as `send` would, with `attempts` failed attempts behind it, and claims it (the store holds no other queued row). */
 function queued(store: Store, o: { content?: string; expiresAt: number; attempts?: number; lastError?: string; createdAt?: number }): MessageRow {
   const now = Date.now();
   const createdAt = o.createdAt ?? now;
@@ -46,9 +46,9 @@ function queued(store: Store, o: { content?: string; expiresAt: number; attempts
   if (!store.getPeer(NOBODY)) store.upsertPeer({ address: NOBODY, trust: "trusted" });
   store.enqueueOutbound({ id, peer: NOBODY, kind: "chat", content: o.content ?? "hello", ts: createdAt, protocol: 2, expiresAt: o.expiresAt }, createdAt);
   for (let i = 0; i < (o.attempts ?? 0); i++) store.markRetry(id, createdAt, o.lastError ?? "earlier attempt failed");
-  const row = store.claimMessage(id, now, LEASE_MS);
-  assert.ok(row, "claimed");
-  return row;
+  const [row] = store.claimDue(now, 10, LEASE_MS);
+  assert.equal(row?.id, id, "claimed (the only queued row)");
+  return row!;
 }
 
 function outbox(store: Store): Outbox {
@@ -70,7 +70,7 @@ test("a row whose content cannot be built into a message is failed with the reas
   assert.equal(stored?.state, "failed");
   assert.match(stored?.lastError ?? "", /P2P_ERR_CONTENT_TOO_LARGE/);
   assert.equal(stored?.nextAttemptAt, null);
-  assert.equal(store.claimMessage(row.id, Date.now() + 2 * LEASE_MS, LEASE_MS), undefined, "never claimed again");
+  assert.deepEqual(store.claimDue(Date.now() + 2 * LEASE_MS, 10, LEASE_MS), [], "never claimed again");
 });
 
 test("a retry that would fall after the maximum age is moved to the expiry: the last part of the age is tried", async (t) => {

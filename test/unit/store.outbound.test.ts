@@ -44,34 +44,33 @@ test("claimDue leases due rows oldest first; a second claimer gets none of them 
   assert.deepEqual(store.claimDue(10_000, 0, 500), []);
 });
 
-test("claimMessage leases one queued row by id, due or not, unless someone else holds it", (t) => {
-  const { store } = openTemp(t);
-  store.enqueueOutbound(outbound("o1"), 100);
-  store.enqueueOutbound(outbound("o2"), 100);
-  store.markRetry("o2", 50_000, "backoff");
-  assert.equal(store.claimMessage("o1", 100, 500)?.id, "o1");
-  assert.equal(store.claimMessage("o1", 200, 500), undefined, "leased");
-  assert.deepEqual(store.claimDue(200, 10, 500), [], "claimDue skips it too");
-  assert.equal(store.claimMessage("o1", 600, 500)?.id, "o1", "lease ran out");
-  assert.equal(store.claimMessage("o2", 200, 500)?.id, "o2", "not due yet, but asked for by id");
-  store.markDelivered("o1", RECEIPT, 700);
-  assert.equal(store.claimMessage("o1", 10_000, 500), undefined, "no longer queued");
-  assert.equal(store.claimMessage("nope", 0, 1), undefined);
+test("a row queued with a lease is the caller's until it ends: no claimDue, here or in another process, takes it", (t) => {
+  const { store, dir } = openTemp(t);
+  const other = Store.open(dir);
+  t.after(() => other.close());
+  store.enqueueOutbound(outbound("mine"), 100, 500);
+  store.enqueueOutbound(outbound("free"), 100);
+  assert.deepEqual(other.claimDue(100, 10, 10_000).map((m) => m.id), ["free"], "the leased row is skipped from the start");
+  assert.deepEqual(other.claimDue(599, 10, 500), []);
+  assert.deepEqual(other.claimDue(600, 10, 500).map((m) => m.id), ["mine"], "once the lease ran out, it is anyone's");
+  assert.equal(store.enqueueOutbound(outbound("mine"), 700, 500).id, "mine", "queueing the same id again returns the row");
+  assert.deepEqual(store.claimDue(800, 10, 500), [], "and leaves the current lease alone (no second lease taken)");
 });
 
 test("after the clock ran ahead and was set back, leases and retries it left are not waited out", (t) => {
   const { store } = openTemp(t);
   const now = 1_800_000_000_000;
   const year = 365 * 86_400_000;
-  for (const id of ["leased", "scheduled", "fine"]) store.enqueueOutbound(outbound(id, { expiresAt: now + 86_400_000 }), now - 1000);
-  assert.equal(store.claimMessage("leased", now + year, 60_000)?.id, "leased"); // a process whose clock was a year ahead
+  store.enqueueOutbound(outbound("leased", { expiresAt: now + 86_400_000 }), now + year, 60_000); // queued by a process whose clock was a year ahead
+  for (const id of ["scheduled", "fine"]) store.enqueueOutbound(outbound(id, { expiresAt: now + 86_400_000 }), now - 1000);
   store.markRetry("scheduled", now + year, "backoff under the wrong clock");
   store.markRetry("fine", now + 30 * 60_000, "an ordinary backoff");
   const claimed = store.claimDue(now, 10, 60_000).map((m) => m.id).sort();
   assert.deepEqual(claimed, ["leased", "scheduled"], "a lease or a retry further ahead than any the outbox sets counts as ended");
   assert.equal(store.getMessage("out", "fine")?.nextAttemptAt, now + 30 * 60_000, "an ordinary backoff is kept");
-  assert.equal(store.claimMessage("fine", now, 60_000)?.id, "fine");
-  assert.equal(store.claimMessage("fine", now + 1000, 60_000), undefined, "a lease taken now still holds");
+  for (const id of claimed) store.markDelivered(id, RECEIPT, now);
+  assert.deepEqual(store.claimDue(now + 30 * 60_000, 10, 60_000).map((m) => m.id), ["fine"]);
+  assert.deepEqual(store.claimDue(now + 30 * 60_000 + 1000, 10, 60_000), [], "a lease taken now still holds");
 });
 
 test("markRetry counts the attempt, records the error, releases the lease and reschedules", (t) => {
@@ -160,6 +159,15 @@ test("rescheduleQueued makes waiting queued messages due now, and leaves deliver
   assert.equal(store.rescheduleQueued(200), 1);
   assert.deepEqual(store.claimDue(200, 10, 1000).map((m) => m.id), ["waiting"]);
   assert.equal(store.getMessage("out", "done")!.state, "delivered");
+});
+
+test("rescheduleQueued for one peer moves only that peer's waiting messages", (t) => {
+  const { store } = openTemp(t);
+  store.enqueueOutbound(outbound("to-a"), 100);
+  store.enqueueOutbound(outbound("to-b", { peer: PEER_B }), 100);
+  for (const id of ["to-a", "to-b"]) store.markRetry(id, 600_000, "unreachable");
+  assert.equal(store.rescheduleQueued(200, PEER_B), 1);
+  assert.deepEqual(store.claimDue(200, 10, 1000).map((m) => m.id), ["to-b"]);
 });
 
 test("an outbound message is found by id alone through an index; inbound rows are not in that index (schema 4)", (t) => {

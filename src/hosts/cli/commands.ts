@@ -113,13 +113,12 @@ export const COMMANDS: Record<string, Command> = {
     args: [2, Infinity],
     run: (ctx) => withNode(ctx, async (n) => {
       let queued: string | undefined;
-      let leased = false;
       const interrupted = () => {
-        // Ctrl-C during the first attempt: the message is stored, so its lease is handed back to the outbox at once
-        // (not when it ends); were the request already through, the peer stores it once all the same. A message the
-        // running node's outbox holds is left to it.
+        // Ctrl-C during the first attempt: the message is stored, so its lease (this call's, from the moment it was
+        // queued) is handed back to the outbox at once, not when it ends; were the request already through, the peer
+        // stores it once all the same.
         try {
-          if (queued && leased) n.store.markRetry(queued, Date.now(), "interrupted (Ctrl-C) during the first attempt");
+          if (queued) n.store.markRetry(queued, Date.now(), "interrupted (Ctrl-C) during the first attempt");
         } catch {
           // the store refused (locked, say): the message is still queued, and retried once the attempt's lease ends
         }
@@ -128,7 +127,7 @@ export const COMMANDS: Record<string, Command> = {
         process.exit(130);
       };
       process.once("SIGINT", interrupted);
-      const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "), { onQueued: (id, own) => ((queued = id), (leased = own)) }).finally(() => process.off("SIGINT", interrupted));
+      const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "), { onQueued: (id) => (queued = id) }).finally(() => process.off("SIGINT", interrupted));
       // Retries are the running node's work (the outbox); without one, nothing tries again until a node starts.
       const idle = r.state === "queued" && !n.processInfo().running ? `\n${NO_NODE_SENDS}` : "";
       return { json: r, text: `${formatSend(r)}${idle}`, exitCode: r.state === "failed" ? 1 : 0 };
