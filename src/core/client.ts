@@ -120,7 +120,6 @@ const PERMANENT_CODES = new Set([
   "P2P_ERR_WRONG_RECIPIENT",
   "P2P_ERR_KEY_MISMATCH",
   "P2P_ERR_PEER_BLOCKED",
-  "P2P_ERR_SENDER_MISMATCH",
   "P2P_ERR_BAD_SIGNATURE",
   "P2P_ERR_BODY_TOO_LARGE",
   "P2P_ERR_CONTENT_TOO_LARGE",
@@ -152,15 +151,18 @@ function classifyRefusal(reply: HttpReply): Delivery {
   }
   if (reply.status >= 500 || reply.status === 408) return { kind: "retry", reason, code };
   // Known permanent refusals and any other 4xx (the peer understood and said no): retrying the same bytes won't help.
-  // A stale timestamp is the exception: the next attempt is signed afresh with the current time.
+  // Two exceptions, both about this side: a stale timestamp (the next attempt is signed afresh with the current
+  // time), and a message that left from another address than ours (a local routing problem: the mesh interface was
+  // down or lacks our address; it goes once that is fixed, and the reason says where to look).
   if (code === "P2P_ERR_STALE_TIMESTAMP") return { kind: "retry", reason, code };
+  if (code === "P2P_ERR_SENDER_MISMATCH") return { kind: "retry", reason: `${reason} (this machine sent it from another address than its own: is its Yggdrasil interface up with this node's address? \`status\` shows it)`, code };
   if (PERMANENT_CODES.has(code) || (reply.status >= 400 && reply.status < 500) || !isErrorCode(code)) return { kind: "failed", reason, code };
   return { kind: "retry", reason, code };
 }
 
 /**
  * Sends one v2 envelope. A 200 counts only with a receipt that verifies, names this message, and is signed by a key
- * bound to the recipient (derived from its address, or the key we pinned for it).
+ * bound to the recipient: the key we pinned for it, or with none pinned yet, any (derived, or pinned now: TOFU).
  */
 export async function deliverV2(t: Target, env: Envelope, pinnedKey: string | null): Promise<Delivery> {
   let reply: HttpReply;
@@ -184,9 +186,10 @@ export async function deliverV2(t: Target, env: Envelope, pinnedKey: string | nu
 export function receiptProblem(r: Receipt, env: Envelope, pinnedKey: string | null): string | undefined {
   if (r.id !== env.id || r.from !== env.from || r.to !== env.to) return "receipt names another message";
   if (!verifyReceipt(r)) return "receipt signature does not verify";
-  const derived = keyMatchesAddress(Buffer.from(r.key, "base64"), parseIPv6(env.to)!);
-  if (!derived && pinnedKey !== null && r.key !== pinnedKey) return "receipt signed by a key that is not the peer's";
-  return undefined;
+  // The key pinned for the peer is the only one (protocol.md section 12), even against a key that derives to the
+  // address: the same rule the receiver applies to incoming messages, and what `add --key` promises.
+  if (pinnedKey !== null) return r.key === pinnedKey ? undefined : "receipt signed by a key that is not the one pinned for the peer";
+  return undefined; // unpinned: a derived key is bound by construction, any other is pinned now (outbox.ts, TOFU)
 }
 
 /** Sends one legacy v1 message. v1 answers `{"ok":true}` and has no receipt. */
@@ -255,7 +258,8 @@ export async function pingPeer(t: Target, pinnedKey: string | null): Promise<Pin
   if (proof.address !== t.address) throw new P2PError("P2P_ERR_BAD_RESPONSE", `ping answered by ${proof.address}, not ${t.address}`);
   if (!verifyPingProof(proof, nonce)) throw new P2PError("P2P_ERR_BAD_RESPONSE", `${t.address}: ping proof does not verify against our nonce`);
   const derived = keyMatchesAddress(Buffer.from(proof.key, "base64"), parseIPv6(t.address)!);
-  const keyBinding = derived ? "derived" : pinnedKey === null ? "unbound" : proof.key === pinnedKey ? "pinned" : "none";
+  // As for receipts: a pinned key is the only one, a derived key counts when none is pinned.
+  const keyBinding = pinnedKey !== null && proof.key !== pinnedKey ? "none" : derived ? "derived" : pinnedKey === null ? "unbound" : "pinned";
   if (keyBinding === "none") throw new P2PError("P2P_ERR_KEY_MISMATCH", `${t.address} answered with a key different from the pinned one`);
   return { address: proof.address, publicKey: proof.key, versions: proof.versions, rttMs, verified: keyBinding !== "unbound", keyBinding, protocol: 2 };
 }

@@ -575,6 +575,8 @@ export class Store {
           if (publicKey === null || publicKey !== p.publicKey) keyBinding = p.keyBinding ?? "user";
           else if (p.keyBinding !== undefined) keyBinding = p.keyBinding;
           publicKey = p.publicKey;
+          // A key given for the peer settles the mismatch status showed (README: confirm the key, re-add with --key).
+          this.#recordMismatch.run(null, null, p.address);
         }
         this.#updatePeer.run(
           p.alias === undefined ? cur.alias : p.alias,

@@ -58,6 +58,14 @@ describe("a peer's refusal", () => {
     assert.equal(long.reason, `P2P_ERR_PEER_BLOCKED: peer said: ${"é".repeat(300)}`);
   });
 
+  it("a sender mismatch (our message left from another address than ours) is retried, with where to look", async () => {
+    answer = { status: 403, body: JSON.stringify({ error: "P2P_ERR_SENDER_MISMATCH", message: "from 200::1 does not match TCP source 200::9" }) };
+    const d = await deliverV2(target, env, null);
+    assert.equal(d.kind, "retry");
+    assert.equal(d.kind === "retry" && d.code, "P2P_ERR_SENDER_MISMATCH");
+    assert.match(d.kind === "retry" ? d.reason : "", /peer said: from 200::1 .* \(this machine sent it from another address than its own: is its Yggdrasil interface up/);
+  });
+
   it("without a JSON body says only the HTTP status", async () => {
     const d = await refusedWith(403, "\x1b[2K not json");
     assert.equal(d.reason, "HTTP_403: HTTP 403");

@@ -182,6 +182,16 @@ test("bindKey: a different key is a mismatch, recorded on the row, and the pin s
   assert.equal(later.peer.lastKeyMismatchAt, 2000 + LAST_SEEN_RESOLUTION_MS);
 });
 
+test("re-pinning a key (add --key, as README says after a KEY MISMATCH) settles the mismatch; editing only the alias does not", (t) => {
+  const { store } = openTemp(t);
+  store.bindKey(PEER_A, KEY_A, "tofu", 1000);
+  store.bindKey(PEER_A, KEY_B, "tofu", 2000);
+  store.upsertPeer({ address: PEER_A, alias: "alice" }, 3000);
+  assert.equal(store.getPeer(PEER_A)?.lastKeyMismatchAt, 2000, "still shown");
+  const p = store.upsertPeer({ address: PEER_A, publicKey: KEY_B, keyBinding: "user" }, 4000);
+  assert.deepEqual([p.publicKey, p.lastKeyMismatchAt, p.lastMismatchKey], [KEY_B, null, null]);
+});
+
 test("bindReceiptKey (the outbox's pin on a receipt): pins a known peer's key, and never re-creates a removed peer", (t) => {
   const { store } = openTemp(t);
   store.upsertPeer({ address: PEER_A, trust: "trusted" }, 1);
