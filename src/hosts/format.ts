@@ -69,9 +69,41 @@ export function formatSend(r: SendResult): string {
       return `sent to ${r.peer} (legacy v1 peer: accepted, but v1 gives no receipt) (id ${r.id})`;
     case "queued":
       return `queued for ${r.peer} (id ${r.id}): ${escapeControls(r.reason, { oneLine: true })}\nnext attempt ${iso(r.nextAttemptAt)}; a running node keeps retrying for up to the maximum age`;
-    case "failed":
-      return `failed: ${r.peer} refused the message (id ${r.id}): ${escapeControls(r.reason, { oneLine: true })}`;
+    case "failed": {
+      const hint = sendFailureHint(r.reason);
+      return `failed: ${r.peer} refused the message (id ${r.id}): ${escapeControls(r.reason, { oneLine: true })}${hint ? `\nnext step: ${hint}` : ""}`;
+    }
   }
+}
+
+const SPLIT = "send the text in several shorter messages (the peer takes smaller messages than this one)";
+
+/**
+ * What a refusal for good means and what the user can do, by the code a peer answered with (the codes the outbox
+ * fails a message on at once: client.ts PERMANENT_CODES). Only codes that come back from the other side are here;
+ * refusals made on this node carry their own next step.
+ */
+const REFUSAL_HINTS: Record<string, string> = {
+  P2P_ERR_PEER_BLOCKED: "the peer has blocked you, so nothing you send reaches it: reach its owner another way and ask them to allow you (`allow <your address>`)",
+  P2P_ERR_KEY_MISMATCH: `the peer has another key pinned for your address (your identity was created anew, or they pinned a wrong key): ask its owner to compare your public key (\`declaw status\` or \`openclaw p2p status\` shows it) and re-add you with \`add <your address> --key <your public key>\``,
+  P2P_ERR_WRONG_RECIPIENT: "the node that answers at that address has another address of its own (it moved to a new identity or a system daemon): ask the peer's owner for their current address and add that",
+  P2P_ERR_BAD_SIGNATURE: "the peer could not verify this node's signature: make sure both sides run a current declaw; if it persists, report it",
+  P2P_ERR_BODY_TOO_LARGE: SPLIT,
+  P2P_ERR_CONTENT_TOO_LARGE: SPLIT,
+  P2P_ERR_UNSUPPORTED_KIND: "the peer's node does not take this kind of message (an older version?): ask its owner to update",
+};
+
+/**
+ * The next step after a send that failed for good, read from its reason (SendResult has no code field): a peer's
+ * refusal is `<code>: peer said: ...` or `<code>: HTTP <status>` (client.ts refusal), an expired message starts with
+ * "expired" (outbox.ts). Undefined for reasons made on this node, which say what to do themselves (a peer blocked
+ * or removed here) or are this node's own problem (a message it cannot build).
+ */
+export function sendFailureHint(reason: string): string | undefined {
+  if (reason.startsWith("expired")) return "the peer could not be reached for the whole maximum message age: check that its node is running (`ping <peer>`), then send the message again";
+  const code = /^([A-Z][A-Z0-9_]*): (?:peer said: |HTTP \d)/.exec(reason)?.[1];
+  if (code === undefined) return undefined;
+  return REFUSAL_HINTS[code] ?? "the peer refused this message for good, so sending it again will not help: ask its owner what their node refuses (the code and its words are above)";
 }
 
 export function formatPing(p: PingResult): string {

@@ -51,16 +51,15 @@ test("an option the command does not take is a usage error naming the command's 
   for (const argv of [["--alias", "x", "inbox"], ["inbox", "--alias", "x"], ["--bogus", "peers"]]) {
     const r = parseCommandLine(argv);
     assert.equal(r.kind, "usage", argv.join(" "));
-    if (r.kind === "usage") assert.match(r.message, /usage: declaw (inbox|peers)/);
+    if (r.kind === "usage") assert.match(r.hint ?? "", /usage: declaw (inbox|peers)/);
   }
 });
 
 test("unknown commands, argument counts and help", () => {
-  assert.deepEqual(parseCommandLine(["frobnicate"]), { kind: "usage", message: 'unknown command "frobnicate"' });
-  assert.deepEqual(parseCommandLine(["toString"]), { kind: "usage", message: 'unknown command "toString"' });
-  const r = parseCommandLine(["send", "alice"]);
-  assert.equal(r.kind, "usage");
-  if (r.kind === "usage") assert.match(r.message, /^wrong number of arguments\nusage: declaw send <peer> <text>$/);
+  const help = "run `declaw --help` for the list of commands";
+  assert.deepEqual(parseCommandLine(["frobnicate"]), { kind: "usage", message: 'unknown command "frobnicate"', hint: help });
+  assert.deepEqual(parseCommandLine(["toString"]), { kind: "usage", message: 'unknown command "toString"', hint: help });
+  assert.deepEqual(parseCommandLine(["send", "alice"]), { kind: "usage", message: "wrong number of arguments", hint: "usage: declaw send <peer> <text>" });
   assert.deepEqual(parseCommandLine([]), { kind: "help", exitCode: 2 });
   assert.deepEqual(parseCommandLine(["--json"]), { kind: "help", exitCode: 2 });
   assert.deepEqual(parseCommandLine(["--help"]), { kind: "help", exitCode: 0 });
@@ -71,14 +70,39 @@ test("a message that starts with '-' is never read as options: no help with exit
   for (const text of ["-1 is the answer", "-hello", "-5 degrees"]) {
     const r = parseCommandLine(["send", "bob", text]);
     assert.equal(r.kind, "usage", text);
-    if (r.kind === "usage") assert.match(r.message, /usage: declaw send <peer> <text>/);
+    if (r.kind === "usage") assert.match(r.hint ?? "", /usage: declaw send <peer> <text>/);
   }
   const told = parseCommandLine(["send", "bob", "-1 is the answer"]);
-  assert.ok(told.kind === "usage" && told.message.includes('declaw send alice -- "-1 is the answer"'));
+  assert.ok(told.kind === "usage" && told.hint?.includes('declaw send alice -- "-1 is the answer"'));
   const sent = parseCommandLine(["send", "bob", "--", "-1 is the answer"]);
   assert.ok(sent.kind === "command" && sent.positionals[1] === "-1 is the answer");
   const literal = parseCommandLine(["send", "bob", "--", "--json"]);
   assert.ok(literal.kind === "command" && literal.positionals[1] === "--json" && literal.flags.json === undefined);
+});
+
+test("CLI: usage errors read the same in text (message, usage line, where help is) and in --json (the usage in `hint`)", () => {
+  const text = declaw(["send", "alice"]);
+  assert.equal(text.code, 2);
+  assert.equal(text.stderr, "declaw: wrong number of arguments\nusage: declaw send <peer> <text>\nrun `declaw --help` for the list of commands\n");
+  const json = declaw(["--json", "send", "alice"]);
+  assert.equal(json.code, 2);
+  assert.deepEqual(JSON.parse(json.stdout), { error: "P2P_ERR_BAD_ARGUMENT", message: "wrong number of arguments", hint: "usage: declaw send <peer> <text>" });
+});
+
+test("CLI: `declaw --json` without a command is a JSON usage error (exit 2); without --json it prints the help", () => {
+  const json = declaw(["--json"]);
+  assert.equal(json.code, 2);
+  assert.deepEqual(JSON.parse(json.stdout), { error: "P2P_ERR_BAD_ARGUMENT", message: "no command given", hint: "run `declaw --help` for the list of commands" });
+  const text = declaw([]);
+  assert.equal(text.code, 2);
+  assert.match(text.stdout, /^usage: declaw <command>/);
+});
+
+test("the help lists every option of every command (run's --verbose too)", () => {
+  const help = declaw(["--help"]).stdout;
+  for (const [name, c] of Object.entries(COMMANDS)) {
+    for (const option of Object.keys(c.options ?? {})) assert.match(help, new RegExp(`\\n  ${name} .*--${option}\\b`), `${name} --${option}`);
+  }
 });
 
 test("help and version: `help`, --help/-h with or without a command, --version", () => {
@@ -99,7 +123,7 @@ test("CLI: `send PEER -- --json` sends the text --json; it does not switch the o
   const r = declaw(["--data-dir", dir, "send", "nobody-known", "--", "--json"]);
   assert.equal(r.code, 1);
   assert.equal(r.stdout, "", "no JSON on stdout");
-  assert.match(r.stderr, /^declaw: .*nobody-known/);
+  assert.match(r.stderr, /^declaw: .*nobody-known/m);
 });
 
 test("CLI: a port below 1024 without root is a config error with the way out, not a bug report", { skip: process.getuid?.() === 0 ? false : "needs root to run the CLI as another user" }, (t) => {

@@ -71,8 +71,39 @@ describe("formatMessages", () => {
 });
 
 describe("formatSend", () => {
+  const failed = (reason: string) => formatSend({ state: "failed", id: "i", peer: "200::2", reason });
+  const nextStep = (reason: string) => /\nnext step: (.*)$/.exec(failed(reason))?.[1];
+
   it("prints a refusal reason on one line with its controls visible", () => {
-    const out = formatSend({ state: "failed", id: "i", peer: "200::2", reason: "HTTP_403: peer said: \r\x1b[2Kdelivered to alice" });
-    assert.equal(out, "failed: 200::2 refused the message (id i): HTTP_403: peer said: \\u000d\\u001b[2Kdelivered to alice");
+    const out = failed("HTTP_403: peer said: \r\x1b[2Kdelivered to alice");
+    assert.equal(out.split("\n")[0], "failed: 200::2 refused the message (id i): HTTP_403: peer said: \\u000d\\u001b[2Kdelivered to alice");
+  });
+
+  it("says what a peer's refusal for good means and what to do, by its code", () => {
+    assert.equal(
+      failed("P2P_ERR_PEER_BLOCKED: peer said: sender is blocked"),
+      "failed: 200::2 refused the message (id i): P2P_ERR_PEER_BLOCKED: peer said: sender is blocked\n" +
+        "next step: the peer has blocked you, so nothing you send reaches it: reach its owner another way and ask them to allow you (`allow <your address>`)",
+    );
+    assert.match(nextStep("P2P_ERR_KEY_MISMATCH: peer said: public key differs from the key pinned for this address") ?? "", /another key pinned for your address.*`declaw status` or `openclaw p2p status` shows it.*re-add you with `add <your address> --key/);
+    assert.match(nextStep("P2P_ERR_CONTENT_TOO_LARGE: HTTP 400") ?? "", /several shorter messages/, "a refusal without the peer's words has its code too");
+  });
+
+  it("gives every code the outbox fails a message on at once its own next step; any other refusal a general one", () => {
+    // client.ts PERMANENT_CODES
+    const permanent = ["P2P_ERR_WRONG_RECIPIENT", "P2P_ERR_KEY_MISMATCH", "P2P_ERR_PEER_BLOCKED", "P2P_ERR_BAD_SIGNATURE", "P2P_ERR_BODY_TOO_LARGE", "P2P_ERR_CONTENT_TOO_LARGE", "P2P_ERR_UNSUPPORTED_KIND"];
+    const general = nextStep("HTTP_403: peer said: no");
+    assert.match(general ?? "", /refused this message for good, so sending it again will not help/);
+    assert.equal(nextStep("P2P_ERR_SOMETHING_NEW: peer said: no"), general, "a code this version does not know");
+    for (const code of permanent) {
+      const hint = nextStep(`${code}: peer said: x`);
+      assert.ok(hint && hint !== general, code);
+    }
+  });
+
+  it("an expired message says to check the peer is running before sending again; reasons made here add nothing", () => {
+    assert.match(nextStep("expired after 7 h without delivery (the maximum message age); last error: P2P_ERR_UNREACHABLE: x") ?? "", /check that its node is running \(`ping <peer>`\), then send the message again/);
+    assert.equal(failed("the peer is blocked: nothing is sent to it (allow it, then send again)").split("\n").length, 1, "it says what to do itself");
+    assert.equal(nextStep("P2P_ERR_CONTENT_TOO_LARGE: this node cannot build the message: too big"), undefined, "not the peer's refusal");
   });
 });

@@ -5,7 +5,8 @@ import { resolve } from "node:path";
 import { defaultDataDir } from "../../core/config.ts";
 import { P2PError, type ErrorCode } from "../../core/errors.ts";
 import { MAX_CONTENT_BYTES } from "../../core/wire.ts";
-import { COMMANDS, type Command } from "./commands.ts";
+import { escapeControls } from "../../core/text.ts";
+import { COMMANDS, OperationError, type Command } from "./commands.ts";
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -26,6 +27,8 @@ const ANY_OPTION: Record<string, { type: "string" | "boolean"; short?: string }>
   GLOBAL_OPTIONS,
 );
 
+const HELP_HINT = "run `declaw --help` for the list of commands";
+
 /** Shown in the help, and with a usage error that an argument starting with "-" may have caused. */
 const DASH_TIP = 'text that starts with "-" goes after --: declaw send alice -- "-1 is the answer"';
 
@@ -44,7 +47,7 @@ function help(): string {
 export type CommandLine =
   | { kind: "help"; exitCode: 0 | 2 }
   | { kind: "version" }
-  | { kind: "usage"; message: string }
+  | { kind: "usage"; message: string; hint?: string }
   | { kind: "command"; name: string; command: Command; positionals: string[]; flags: Flags };
 
 /**
@@ -60,20 +63,20 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     if (loose.values.help === true || name === "help") return { kind: "help", exitCode: 0 };
     if (loose.values.version === true) return { kind: "version" };
     if (name === undefined) return { kind: "help", exitCode: 2 };
-    return { kind: "usage", message: `unknown command "${name}"` };
+    return { kind: "usage", message: `unknown command "${name}"`, hint: HELP_HINT };
   }
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: { ...GLOBAL_OPTIONS, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
   } catch (err) {
     const dash = argv.some((a) => /^-[^-]/.test(a) && !/^-[a-z]$/i.test(a)) ? `\n(${DASH_TIP})` : "";
-    return { kind: "usage", message: `${(err as Error).message}\nusage: declaw ${command.usage}${dash}` };
+    return { kind: "usage", message: (err as Error).message, hint: `usage: declaw ${command.usage}${dash}` };
   }
   if (parsed.values.help === true) return { kind: "help", exitCode: 0 };
   if (parsed.values.version === true) return { kind: "version" };
   const positionals = parsed.positionals.slice(1);
   if (positionals.length < command.args[0] || positionals.length > command.args[1]) {
-    return { kind: "usage", message: `wrong number of arguments\nusage: declaw ${command.usage}` };
+    return { kind: "usage", message: "wrong number of arguments", hint: `usage: declaw ${command.usage}` };
   }
   return { kind: "command", name, command, positionals, flags: parsed.values as Flags };
 }
@@ -102,6 +105,8 @@ export async function main(argv: string[]): Promise<number> {
   const end = argv.indexOf("--"); // after it, "--json" is text (a message), not the option
   const wantsJson = (end === -1 ? argv : argv.slice(0, end)).includes("--json");
   const line = parseCommandLine(argv);
+  // A bare `declaw --json` is a usage error a program can read, not the help text.
+  if (line.kind === "help" && line.exitCode === 2 && wantsJson) return usageError("no command given", HELP_HINT, true);
   if (line.kind === "help") {
     process.stdout.write(`${help()}\n`);
     return line.exitCode;
@@ -111,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(wantsJson ? `${JSON.stringify({ version })}\n` : `declaw ${version}\n`);
     return 0;
   }
-  if (line.kind === "usage") return usageError(line.message, wantsJson);
+  if (line.kind === "usage") return usageError(line.message, line.hint, wantsJson);
   try {
     const dataDir = dataDirFrom(line.flags["data-dir"] as string | undefined, process.env.DECLAW_DATA_DIR);
     const out = await line.command.run({ dataDir, positionals: line.positionals, flags: line.flags });
@@ -123,9 +128,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function usageError(message: string, json: boolean): number {
-  if (json) process.stdout.write(`${JSON.stringify({ error: "P2P_ERR_BAD_ARGUMENT", message })}\n`);
-  else process.stderr.write(`declaw: ${message}\nrun \`declaw --help\` for the list of commands\n`);
+/**
+ * In text: the usage error, its hint, and where the list of commands is. Error text echoes what the user typed (a
+ * command word, an alias, a path), and a pasted ESC or BEL there would reach the terminal as a peer's text could, so
+ * it is made visible the same way (escapeControls; here and in `report`). Newlines stay: a message and its usage line
+ * are meant to be lines of their own. JSON needs nothing: JSON.stringify escapes controls itself.
+ */
+function usageError(message: string, hint: string | undefined, json: boolean): number {
+  if (json) process.stdout.write(`${JSON.stringify({ error: "P2P_ERR_BAD_ARGUMENT", message, hint })}\n`);
+  else process.stderr.write(`declaw: ${escapeControls(message)}${hint ? `\n${escapeControls(hint)}` : ""}${hint === HELP_HINT ? "" : `\n${HELP_HINT}`}\n`);
   return 2;
 }
 
@@ -155,11 +166,14 @@ export function describeCliError(err: unknown, command?: Command): { code: Error
   return { code: e.code, message: e.message, hint: e.hint ?? cliHint(e.code, command) };
 }
 
-/** Known errors: the message and the next step. Anything else is a bug: say so, without a stack trace. */
+/**
+ * Known errors: the message and the next step (controls escaped, as in usageError). Anything else is a bug: say so,
+ * without a stack trace. A bad argument is a usage error (2) unless the command marked it an OperationError.
+ */
 function report(err: unknown, json: boolean, command: Command): number {
   const e = describeCliError(err, command);
   if (process.env.DECLAW_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: e.code, message: e.message, hint: e.hint })}\n`);
-  else process.stderr.write(`declaw: ${e.message}${e.hint ? `\nnext step: ${e.hint}` : ""}\n`);
-  return e.code === "P2P_ERR_BAD_ARGUMENT" ? 2 : 1;
+  else process.stderr.write(`declaw: ${escapeControls(e.message)}${e.hint ? `\nnext step: ${escapeControls(e.hint)}` : ""}\n`);
+  return e.code === "P2P_ERR_BAD_ARGUMENT" && !(err instanceof OperationError) ? 2 : 1;
 }

@@ -3,10 +3,16 @@
  * opens the data directory itself, so it works whether or not a node (`declaw run` or the OpenClaw gateway) is
  * running on it: SQLite in WAL mode with leases makes that safe.
  */
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { loadConfigFile, peerUris, type NodeConfig } from "../../core/config.ts";
+import { canonicalAddress } from "../../core/address.ts";
 import { P2PError } from "../../core/errors.ts";
+import { IDENTITY_FILE } from "../../core/identity.ts";
 import { Node } from "../../core/node.ts";
-import { formatAddedPeer, formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus } from "../format.ts";
+import type { MessageRow } from "../../core/store.ts";
+import { escapeControls } from "../../core/text.ts";
+import { formatAddedPeer, formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus, sendFailureHint } from "../format.ts";
 import { peerRef } from "../peer-ref.ts";
 import { runSetup } from "./setup.ts";
 
@@ -30,15 +36,39 @@ export interface Command {
   run(ctx: CommandContext): Promise<CommandOutput>;
 }
 
+/** A refusal that is the operation failing, not a misuse of the command line: exit 1 whatever its code. */
+export class OperationError extends P2PError {}
+
 /** What `send` adds when a message stays queued and no node runs to retry it. */
 const NO_NODE_SENDS = "no node runs on this data directory now: start `declaw run` (or the OpenClaw gateway with this plugin) and it is sent";
 
-function withNode<T>(ctx: CommandContext, fn: (node: Node) => Promise<T> | T): Promise<T> {
+/**
+ * Opens the data directory for one command. Opening creates an identity where there is none, so a mistyped
+ * --data-dir would look like an empty node: the CLI says on stderr when that happened. `existing`: the command has
+ * nothing to do in a new node (it reads, or names a peer or message that must be there already), so a data directory
+ * that does not exist is refused instead of created.
+ */
+function withNode<T>(ctx: CommandContext, fn: (node: Node) => Promise<T> | T, o: { existing?: boolean } = {}): Promise<T> {
+  if (o.existing) requireDataDir(ctx.dataDir);
+  const fresh = !existsSync(join(ctx.dataDir, IDENTITY_FILE));
   const { config } = loadConfigFile(ctx.dataDir);
   const node = Node.open({ dataDir: ctx.dataDir, config });
+  if (fresh) process.stderr.write(`declaw: created a new identity in ${escapeControls(ctx.dataDir, { oneLine: true })} (address ${node.address})\n`);
   return Promise.resolve()
     .then(() => fn(node))
     .finally(() => node.close());
+}
+
+/** A data directory that does not exist is refused (any other problem with it is Node.open's to report). */
+function requireDataDir(dir: string): void {
+  try {
+    statSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") return;
+    throw new P2PError("P2P_ERR_DATA_DIR", `data directory ${dir} does not exist`, {
+      hint: "check --data-dir (or DECLAW_DATA_DIR) for a typo; to start a new node there, `declaw status` creates its identity",
+    });
+  }
 }
 
 function intFlag(ctx: CommandContext, name: string, min: number, max: number): number | undefined {
@@ -61,7 +91,7 @@ function peerArg(ctx: CommandContext): string {
 
 export const COMMANDS: Record<string, Command> = {
   run: {
-    usage: "run [--port N] [--yggdrasil auto|spawn|system|off] [--peer URI]... [--listen URI]...",
+    usage: "run [--port N] [--yggdrasil auto|spawn|system|off] [--peer URI]... [--listen URI]... [--verbose]",
     summary: "run the node in the foreground (peer server, outbox, Yggdrasil)",
     options: { port: { type: "string" }, yggdrasil: { type: "string" }, peer: { type: "string", multiple: true }, listen: { type: "string", multiple: true }, verbose: { type: "boolean" } },
     args: [0, 0],
@@ -81,11 +111,22 @@ export const COMMANDS: Record<string, Command> = {
   },
   add: {
     usage: "add <address> [--alias NAME] [--key BASE64] [--port N]",
-    summary: "add (or update) a trusted peer",
+    summary: "add a trusted peer, or update one (a known peer also by its alias)",
     options: { alias: { type: "string" }, key: { type: "string" }, port: { type: "string" } },
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
-      const p = n.addPeer(peerArg(ctx), { alias: str(ctx, "alias"), key: str(ctx, "key"), port: intFlag(ctx, "port", 1, 65535) });
+      const ref = peerArg(ctx);
+      // A known peer may be named by its alias too, as the other commands take it (re-adding with --key is the fix
+      // for a key mismatch); a new one only by its address.
+      const address = canonicalAddress(ref) ?? n.store.resolvePeer(ref)?.address;
+      if (address === undefined) {
+        throw new P2PError("P2P_ERR_BAD_ARGUMENT", `"${ref}" is neither an address nor a known peer's alias`, { hint: "add a new peer by its Yggdrasil address (such as 200:1234:5678::1) with --alias NAME; `peers` lists the known ones" });
+      }
+      // `send` refuses our own address; a peer entry for it would only invite that.
+      if (address === n.address || address === n.identity.address) {
+        throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${address} is this node's own address, not a peer`, { hint: "add the address of another node (its owner's `declaw status` shows it)" });
+      }
+      const p = n.addPeer(address, { alias: str(ctx, "alias"), key: str(ctx, "key"), port: intFlag(ctx, "port", 1, 65535) });
       return { json: p, text: formatAddedPeer(p) };
     }),
   },
@@ -96,7 +137,7 @@ export const COMMANDS: Record<string, Command> = {
     run: (ctx) => withNode(ctx, (n) => {
       const p = n.removePeer(peerArg(ctx));
       return { json: p, text: formatPeer("removed", p) };
-    }),
+    }, { existing: true }),
   },
   ping: {
     usage: "ping <peer>",
@@ -130,7 +171,8 @@ export const COMMANDS: Record<string, Command> = {
       const r = await n.send(peerArg(ctx), ctx.positionals.slice(1).join(" "), { onQueued: (id) => (queued = id) }).finally(() => process.off("SIGINT", interrupted));
       // Retries are the running node's work (the outbox); without one, nothing tries again until a node starts.
       const idle = r.state === "queued" && !n.processInfo().running ? `\n${NO_NODE_SENDS}` : "";
-      return { json: r, text: `${formatSend(r)}${idle}`, exitCode: r.state === "failed" ? 1 : 0 };
+      const hint = r.state === "failed" ? sendFailureHint(r.reason) : undefined;
+      return { json: hint ? { ...r, hint } : r, text: `${formatSend(r)}${idle}`, exitCode: r.state === "failed" ? 1 : 0 };
     }),
   },
   peers: {
@@ -141,7 +183,7 @@ export const COMMANDS: Record<string, Command> = {
     run: (ctx) => withNode(ctx, (n) => {
       const rows = n.peers({ limit: intFlag(ctx, "limit", 1, 100_000) ?? 1000 });
       return { json: rows, text: formatPeers(rows) };
-    }),
+    }, { existing: true }),
   },
   inbox: {
     usage: "inbox [--peer P] [--limit N]",
@@ -152,7 +194,7 @@ export const COMMANDS: Record<string, Command> = {
       const peerOpt = str(ctx, "peer");
       const rows = n.inbox({ peer: peerOpt === undefined ? undefined : peerRef(peerOpt), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
       return { json: rows, text: formatMessages(rows, (a) => n.aliasOf(a)) };
-    }),
+    }, { existing: true }),
   },
   outbox: {
     usage: "outbox [--limit N]",
@@ -162,16 +204,24 @@ export const COMMANDS: Record<string, Command> = {
     run: (ctx) => withNode(ctx, (n) => {
       const rows = n.outbox({ limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
       return { json: rows, text: formatMessages(rows, (a) => n.aliasOf(a)) };
-    }),
+    }, { existing: true }),
   },
   cancel: {
     usage: "cancel <id>",
     summary: "stop retrying a queued message (ids in `outbox`); it is marked failed",
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
-      const m = n.cancel(ctx.positionals[0]!);
+      let m: MessageRow;
+      try {
+        m = n.cancel(ctx.positionals[0]!);
+      } catch (err) {
+        // The core's refusal (no such id, or not queued any more: delivered meanwhile, say) is about the outbox's
+        // state, not the command line, so it exits 1 as a failed operation, as naming an unknown peer does.
+        if (err instanceof P2PError && err.code === "P2P_ERR_BAD_ARGUMENT") throw new OperationError(err.code, err.message, { hint: err.hint, cause: err });
+        throw err;
+      }
       return { json: m, text: `cancelled: ${formatMessages([m], (a) => n.aliasOf(a))}` };
-    }),
+    }, { existing: true }),
   },
   allow: {
     usage: "allow <peer>",

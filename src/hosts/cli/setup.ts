@@ -4,7 +4,8 @@
  * lets an unprivileged user's node spawn its own daemon: `setcap cap_net_admin+ep` on the binary. Installing the
  * package itself is left to the printed command (a package install is the admin's call, not ours).
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { loadConfigFile, type NodeConfig } from "../../core/config.ts";
 import { findYggdrasilBinary, probeBinary } from "../../yggdrasil/binary.ts";
 import { detectPlatform, installFix, NOT_BOUNDED_FIX, problemAdminSocketTooLong } from "../../yggdrasil/diagnose.ts";
@@ -30,13 +31,21 @@ export async function runSetup(ctx: CommandContext, config: NodeConfig = loadCon
   const actions: string[] = [];
   const flag = typeof ctx.flags.binary === "string" ? ctx.flags.binary : undefined;
   const explicit = flag ?? config.yggdrasilBinary;
-  const binary = findYggdrasilBinary(explicit);
-  if (flag !== undefined && flag !== config.yggdrasilBinary) {
-    const runs = config.yggdrasilBinary ?? findYggdrasilBinary() ?? "the first yggdrasil on PATH";
+  const found = findYggdrasilBinary(explicit);
+  // Only a program that answers as Yggdrasil is checked further: setcap on any other would hand it CAP_NET_ADMIN.
+  const binary = found && (await isYggdrasil(found)) ? found : undefined;
+  // Suggesting to configure --binary makes sense only for a binary that passes its own check.
+  const runs = config.yggdrasilBinary ?? findYggdrasilBinary() ?? "the first yggdrasil on PATH";
+  if (flag !== undefined && flag !== runs && binary) {
     checks.push({ check: "configured binary", ok: false, detail: `the node runs ${runs}, not ${flag}`, fix: [`set "yggdrasil_binary": ${JSON.stringify(flag)} in the node's config (declaw: ${ctx.dataDir}/config.json; OpenClaw: the plugin config), then run setup again`] });
   }
   if (!binary) {
-    checks.push({ check: "yggdrasil binary", ok: false, detail: explicit ? `${explicit} is not an executable` : "not found on PATH or in the usual places", fix: installFix(platform) });
+    const detail = found
+      ? `${found} is not Yggdrasil (its -version output has no "Build version:" line)`
+      : explicit ? `${explicit} ${existsSync(explicit) ? "is not executable" : "does not exist"}` : "not found on PATH or in the usual places";
+    const where = flag !== undefined ? "give --binary the path of the yggdrasil daemon" : `correct "yggdrasil_binary" in the node's config (declaw: ${ctx.dataDir}/config.json; OpenClaw: the plugin config)`;
+    const fix = explicit ? [`${where} (\`command -v yggdrasil\` finds one on PATH), or install Yggdrasil:`, ...installFix(platform)] : installFix(platform);
+    checks.push({ check: "yggdrasil binary", ok: false, detail, fix });
   } else {
     const info = await probeBinary(binary).catch(() => undefined);
     checks.push({ check: "yggdrasil binary", ok: true, detail: `${binary}${info ? ` (${info.version}, ${info.line} line)` : ""}` });
@@ -68,6 +77,21 @@ export async function runSetup(ctx: CommandContext, config: NodeConfig = loadCon
   for (const a of actions) lines.push(`done ${a}`);
   lines.push(ok ? readyLine(ygg.effectiveMode, ygg.adminSocket) : "not ready: run the fix commands above, then `declaw setup` again");
   return { json: { ok, checks, actions }, text: lines.join("\n"), exitCode: ok ? 0 : 1 };
+}
+
+const VERSION_TIMEOUT_MS = 5000;
+
+/**
+ * Whether `path -version` answers as Yggdrasil does: "Build name: ...\nBuild version: ..." (Debian's 0.4.7 prints
+ * "unknown" for both, so the line itself is the sign, not a version number). probeBinary reads any output as some
+ * version, so it cannot tell.
+ */
+function isYggdrasil(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(path, ["-version"], { timeout: VERSION_TIMEOUT_MS, encoding: "utf8" }, (_err, stdout, stderr) => {
+      resolve(/^Build version:/m.test(`${stdout ?? ""}${stderr ?? ""}`));
+    });
+  });
 }
 
 /**
