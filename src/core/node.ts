@@ -251,6 +251,10 @@ export class Node {
 
   addPeer(address: string, o: { alias?: string; key?: string; port?: number } = {}): PeerRow {
     const addr = requireAddress(address);
+    // `send` refuses our own address; a peer entry for it would only invite that (every host adds through here).
+    if (addr === this.address || addr === this.identity.address) {
+      throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${addr} is this node's own address, not a peer`, { hint: "add the address of another node (its owner's `status` shows it)" });
+    }
     if (o.alias !== undefined && !ALIAS_RE.test(o.alias)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `alias "${o.alias}" must start with a letter and use at most 32 letters, digits, _ . -`);
     if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `port must be 1-65535`);
     let keyFields: { publicKey?: string; keyBinding?: "derived" | "user" } = {};

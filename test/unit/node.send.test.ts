@@ -123,6 +123,13 @@ test("a queued message can be cancelled: failed as cancelled, never tried again;
   assert.throws(() => node.cancel("no-such-id"), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /no sent message has id no-such-id/.test(e.message));
 });
 
+test("this node's own address is no peer: add refuses it as send does (for every host, which all add through Node)", async (t) => {
+  const node = openNode(t);
+  assert.throws(() => node.addPeer(node.address, { alias: "me" }), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /own address, not a peer/.test(e.message));
+  await assert.rejects(node.send(node.address, "hi"), { code: "P2P_ERR_BAD_ARGUMENT" });
+  assert.deepEqual(node.peers(), []);
+});
+
 test("a name that is no peer is P2P_ERR_PEER_NOT_FOUND wherever a peer may be named; add wants an address", async (t) => {
   const node = openNode(t);
   const notFound = (e: P2PError) => e.code === "P2P_ERR_PEER_NOT_FOUND" && e.message === 'no peer "nosuch"' && /peers/.test(e.hint ?? "");

@@ -122,10 +122,6 @@ export const COMMANDS: Record<string, Command> = {
       if (address === undefined) {
         throw new P2PError("P2P_ERR_BAD_ARGUMENT", `"${ref}" is neither an address nor a known peer's alias`, { hint: "add a new peer by its Yggdrasil address (such as 200:1234:5678::1) with --alias NAME; `peers` lists the known ones" });
       }
-      // `send` refuses our own address; a peer entry for it would only invite that.
-      if (address === n.address || address === n.identity.address) {
-        throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${address} is this node's own address, not a peer`, { hint: "add the address of another node (its owner's `declaw status` shows it)" });
-      }
       const p = n.addPeer(address, { alias: str(ctx, "alias"), key: str(ctx, "key"), port: intFlag(ctx, "port", 1, 65535) });
       return { json: p, text: formatAddedPeer(p) };
     }),
