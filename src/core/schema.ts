@@ -102,6 +102,12 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX messages_id;
   CREATE INDEX messages_out_id ON messages (id) WHERE direction = 'out';
   `,
+  // 5: after a delivery the outbox makes that peer's messages waiting out a backoff due at once; only queued rows are
+  // indexed (nothing on the inbound path writes here), so finding them reads that peer's waiting rows only, not every
+  // queued row of every peer once per delivered message.
+  `
+  CREATE INDEX messages_due_peer ON messages (peer, next_attempt_at) WHERE state = 'queued';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

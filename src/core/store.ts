@@ -288,6 +288,7 @@ export class Store {
   #insertOutbound: StatementSync;
   #claimDue: StatementSync;
   #rescheduleQueued: StatementSync;
+  #rescheduleQueuedTo: StatementSync;
   #markDelivered: StatementSync;
   #markRetry: StatementSync;
   #markFailed: StatementSync;
@@ -383,7 +384,11 @@ export class Store {
        WHERE direction = 'out' AND id = ? AND state IN ('queued', 'failed')`,
     );
     this.#rescheduleQueued = p(
-      "UPDATE messages SET next_attempt_at = ?1 WHERE direction = 'out' AND state = 'queued' AND next_attempt_at > ?1 AND (?2 IS NULL OR peer = ?2)",
+      "UPDATE messages INDEXED BY messages_due SET next_attempt_at = ? WHERE direction = 'out' AND state = 'queued' AND next_attempt_at > ?",
+    );
+    this.#rescheduleQueuedTo = p(
+      `UPDATE messages INDEXED BY messages_due_peer SET next_attempt_at = ?1
+       WHERE peer = ?2 AND state = 'queued' AND next_attempt_at > ?1 AND direction = 'out'`,
     );
     this.#markRetry = p(
       `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL
@@ -810,7 +815,7 @@ export class Store {
    * message to it was just delivered); returns how many. Leases are left alone.
    */
   rescheduleQueued(now: number, peer?: string): number {
-    return this.#run("reschedule queued messages", () => Number(this.#rescheduleQueued.run(now, peer ?? null).changes));
+    return this.#run("reschedule queued messages", () => Number((peer === undefined ? this.#rescheduleQueued.run(now, now) : this.#rescheduleQueuedTo.run(now, peer)).changes));
   }
 
   /** attempts++, next try at `nextAttemptAt`, lease released. Only a queued row changes. */
