@@ -169,8 +169,13 @@ export class Outbox {
         }
         store.markDelivered(row.id, receipt, d.storedAt);
         // The peer is reachable again: what is still queued to it follows now, not after its backoff (up to an hour),
-        // so that older messages do not arrive long after this newer one (order is close, not strict: README).
-        store.rescheduleQueued(done, row.peer);
+        // so that older messages do not arrive long after this newer one (order is close, not strict: README). Best
+        // effort: this message is delivered whatever happens here, and the others keep their schedule if it fails.
+        try {
+          store.rescheduleQueued(done, row.peer);
+        } catch (err) {
+          log.warn(`${row.peer}: could not move its waiting messages forward: ${(err as Error).message}`);
+        }
         // Without a receipt (legacy v1 peers) the store records "sent": accepted, but storage is not proven.
         return receipt ? { state: "delivered", deliveredAt: d.storedAt, receipt } : { state: "sent", sentAt: d.storedAt };
       }
