@@ -8,9 +8,13 @@
  * process is alive and either is still starting (the lock is younger than `staleMs`) or keeps the node's heartbeat
  * fresh (`beating`): a process id reused by an unrelated program after a crash does not keep the directory locked.
  * A lock written on another machine (a shared filesystem) cannot have its process checked: the heartbeat decides.
+ * A lock written by this very process is held while the RunLock that wrote it has not released it: OpenClaw can load
+ * this module more than once in one process, and a reload can start a new node before the old one stopped, so the
+ * locks this process holds are kept in a registry shared by every copy of the module (LIVE_LOCKS).
  * Taking over a stale lock is check-then-replace, so two nodes starting in the same millisecond over a stale lock
  * could both pass; the heartbeat in `declaw status` would still show only one.
  */
+import { randomUUID } from "node:crypto";
 import { readFileSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -25,7 +29,15 @@ export interface LockInfo {
   hostname: string;
   since: number;
   host: string;
+  /** Names this acquisition in LIVE_LOCKS (absent from locks written before it existed). */
+  token?: string;
 }
+
+/**
+ * Tokens of the locks this process holds, shared through globalThis by every copy of this module loaded in the
+ * process (a module-level Set would be one per copy, and each copy would take the other's lock as stale).
+ */
+const LIVE_LOCKS: Set<string> = ((globalThis as unknown as Record<symbol, Set<string> | undefined>)[Symbol.for("declaw.runLocks")] ??= new Set());
 
 export interface RunLockOptions {
   dataDir: string;
@@ -63,20 +75,23 @@ export class RunLock {
   }
 
   #acquire(now: number): void {
-    const mine: LockInfo = { pid: process.pid, hostname: hostname(), since: now, host: this.#o.host };
+    const token = randomUUID();
+    const mine: LockInfo = { pid: process.pid, hostname: hostname(), since: now, host: this.#o.host, token };
     for (let tries = 0; tries < 3; tries++) {
       if (createFileExclusive(this.#path, `${JSON.stringify(mine)}\n`)) {
         this.#mine = mine;
+        LIVE_LOCKS.add(token);
         return;
       }
       const held = readLock(this.#path);
       if (held && this.#live(held, now)) {
-        throw new P2PError("P2P_ERR_PORT_IN_USE", `another node (${held.host}, pid ${held.pid} on ${held.hostname}) is already running on the data directory ${this.#o.dataDir}`, {
+        const who = held.pid === process.pid && held.hostname === hostname() ? "this same process" : `pid ${held.pid} on ${held.hostname}`;
+        throw new P2PError("P2P_ERR_PORT_IN_USE", `another node (${held.host}, ${who}) is already running on the data directory ${this.#o.dataDir}`, {
           hint: `stop that one first (declaw run, or the OpenClaw gateway's service), or give this one another data directory; if no node runs there, delete ${this.#path}`,
         });
       }
       try {
-        unlinkSync(this.#path); // stale, unreadable, or left by this process: replaced
+        unlinkSync(this.#path); // stale or unreadable: replaced
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       }
@@ -89,8 +104,9 @@ export class RunLock {
     const mine = this.#mine;
     this.#mine = undefined;
     if (!mine) return;
+    if (mine.token) LIVE_LOCKS.delete(mine.token);
     const held = readLock(this.#path);
-    if (held?.pid !== mine.pid || held.since !== mine.since || held.hostname !== mine.hostname) return;
+    if (held?.pid !== mine.pid || held.since !== mine.since || held.hostname !== mine.hostname || held.token !== mine.token) return;
     try {
       unlinkSync(this.#path);
     } catch {
@@ -100,7 +116,8 @@ export class RunLock {
 
   #live(held: LockInfo, now: number): boolean {
     const sameMachine = held.hostname === hostname();
-    if (sameMachine && held.pid === process.pid) return false; // this process: an earlier node in it did not stop
+    // This process: live while the RunLock that wrote it holds it; else a node in it that never released it.
+    if (sameMachine && held.pid === process.pid) return typeof held.token === "string" && LIVE_LOCKS.has(held.token);
     if (sameMachine && !pidAlive(held.pid)) return false;
     return now - held.since <= this.#o.staleMs || this.#o.beating(held.pid);
   }

@@ -24,11 +24,16 @@ export interface DaemonConfigInput {
   ifMtu?: number;
 }
 
-/** `ygg-` + the last 4 hex digits of the address (its first bytes are the prefix and the leading-ones count). */
+/**
+ * `ygg-` + the last 11 hex digits of the address (its first bytes are the prefix and the leading-ones count): 44 bits,
+ * the most IFNAMSIZ leaves after the prefix, so two identities on one host practically never want the same name
+ * (a taken name fails the start with EBUSY). Declaw 0.1.0 used only 4 hex digits (`ygg-abcd`): an upgraded node
+ * comes up on a new interface name, which only matters to firewall rules written for the old one.
+ */
 export function ifNameFor(address: string): string {
   const b = parseIPv6(address);
   if (!b) throw new RangeError(`not an IPv6 address: ${address}`);
-  return `ygg-${Buffer.from(b.subarray(14)).toString("hex")}`;
+  return `ygg-${Buffer.from(b.subarray(10)).toString("hex").slice(1)}`;
 }
 
 export function buildDaemonConfig(i: DaemonConfigInput): Record<string, unknown> {
@@ -39,6 +44,11 @@ export function buildDaemonConfig(i: DaemonConfigInput): Record<string, unknown>
   }
   if (Buffer.byteLength(i.adminSocketPath) > UNIX_SOCKET_PATH_MAX_BYTES) {
     throw new RangeError(`admin socket path is longer than ${UNIX_SOCKET_PATH_MAX_BYTES} bytes: ${i.adminSocketPath}`);
+  }
+  // The daemon parses AdminListen as a URI (Go's url.Parse): a `%` without two hex digits after it fails there, and
+  // the daemon exits at every start with an error about the URI, not the directory.
+  if (/%(?![0-9a-fA-F]{2})/.test(i.adminSocketPath)) {
+    throw new RangeError(`the admin socket path ${i.adminSocketPath} has a % that is not followed by two hex digits, which yggdrasil cannot parse in its AdminListen URI`);
   }
   return {
     PrivateKey: i.privateKeyHex,

@@ -27,12 +27,16 @@ export interface DaemonHandle {
   exit: DaemonExit | undefined;
 }
 
+/** The daemon's arguments after the binary; the pid file check (pidfile.ts) wants exactly these. */
+export function daemonArgs(confPath: string): string[] {
+  return ["-useconffile", confPath];
+}
+
 /** setpriv (util-linux) sets PR_SET_PDEATHSIG and then execs the daemon, so the daemon keeps the child's pid. */
 export function launchCommand(binary: string, confPath: string): { file: string; args: string[]; deathSignal: boolean } {
   const setpriv = process.platform === "linux" ? findExecutable("setpriv") : undefined;
-  const daemonArgs = ["-useconffile", confPath];
-  if (setpriv) return { file: setpriv, args: ["--pdeathsig", "SIGKILL", "--", binary, ...daemonArgs], deathSignal: true };
-  return { file: binary, args: daemonArgs, deathSignal: false };
+  if (setpriv) return { file: setpriv, args: ["--pdeathsig", "SIGKILL", "--", binary, ...daemonArgs(confPath)], deathSignal: true };
+  return { file: binary, args: daemonArgs(confPath), deathSignal: false };
 }
 
 export function spawnDaemon(binary: string, confPath: string, log: RotatingLog): DaemonHandle {
@@ -65,27 +69,39 @@ export function spawnDaemon(binary: string, confPath: string, log: RotatingLog):
   return handle;
 }
 
-/** Pure: what an exit during start means. "panic:" + status 2 on a TUN/permission error = no privilege. */
-export function classifyExit(e: DaemonExit, tail: string): { code: ErrorCode; message: string } {
-  const panic = /^panic: (.*)$/m.exec(tail);
+/**
+ * Pure: what an exit during start means. Only the panic line counts: Go's stack trace under any TUN panic names
+ * src/tun/tun_linux.go, so matching the whole tail would call every TUN failure a privilege problem.
+ * "panic:" + status 2 on a permission error = no privilege (fatal); EBUSY = the interface name `ifName` is taken
+ * (e.g. by a daemon left running): a start failure, retried, since it goes away once that daemon is gone.
+ */
+export function classifyExit(e: DaemonExit, tail: string, ifName?: string): { code: ErrorCode; message: string } {
+  const panic = /^panic: (.*)$/m.exec(tail)?.[1]?.trim();
   const how = e.signal ? `was killed by ${e.signal}` : `exited with status ${String(e.code)}`;
-  if (panic && e.code === 2 && /permission denied|operation not permitted|\/dev\/net\/tun|\btun\b/i.test(`${panic[1]} ${tail}`)) {
-    return { code: "P2P_ERR_YGG_NO_PRIVILEGE", message: `panic: ${panic[1]!.trim()}` };
+  if (panic !== undefined && e.code === 2 && /permission denied|operation not permitted|\/dev\/net\/tun/i.test(panic)) {
+    return { code: "P2P_ERR_YGG_NO_PRIVILEGE", message: `panic: ${panic}` };
+  }
+  if (panic !== undefined && /device or resource busy/i.test(panic)) {
+    const dev = ifName ? `the network interface ${ifName}` : "its network interface";
+    return {
+      code: "P2P_ERR_YGG_START_FAILED",
+      message: `yggdrasil ${how}: ${dev} is busy (another Yggdrasil daemon for this identity, or another program, holds it; \`ip link show\` lists it): panic: ${panic}`,
+    };
   }
   const last = tail.trim().split("\n").filter((l) => !l.includes("[declaw]")).slice(-3).join(" | ");
-  return { code: "P2P_ERR_YGG_START_FAILED", message: `yggdrasil ${how}${panic ? `: panic: ${panic[1]}` : last ? `; last output: ${last}` : ""}` };
+  return { code: "P2P_ERR_YGG_START_FAILED", message: `yggdrasil ${how}${panic !== undefined ? `: panic: ${panic}` : last ? `; last output: ${last}` : ""}` };
 }
 
 /**
  * Polls getSelf until the daemon answers, then getTUN until the interface is up (getSelf answers before the TUN has
  * its address). Rejects with a classified P2PError if the process exits first or the deadline passes.
  */
-export async function waitReady(d: DaemonHandle, socketPath: string, log: RotatingLog, timeoutMs = READY_TIMEOUT_MS): Promise<AdminSelf> {
+export async function waitReady(d: DaemonHandle, socketPath: string, log: RotatingLog, ifName?: string, timeoutMs = READY_TIMEOUT_MS): Promise<AdminSelf> {
   const deadline = Date.now() + timeoutMs;
   let lastErr = "no answer yet";
   while (Date.now() < deadline) {
     if (d.exit) {
-      const c = classifyExit(d.exit, log.tail());
+      const c = classifyExit(d.exit, log.tail(), ifName);
       throw new P2PError(c.code, c.message);
     }
     try {

@@ -135,11 +135,14 @@ export class YggdrasilSupervisor {
     }
     this.#state = "starting";
     try {
-      if (mode === "spawn") await this.#startSpawn();
-      else if (mode === "system") await this.#startSystem();
-      else await this.#startAuto();
+      if (mode === "spawn") await this.#startSpawn(gen);
+      else if (mode === "system") await this.#startSystem(gen);
+      else await this.#startAuto(gen);
     } catch (err) {
-      if (gen !== this.#generation) return this.status(); // stop() won the race
+      if (gen !== this.#generation) {
+        this.#state = "stopped"; // stop() won the race, and undid what this start had begun
+        return this.status();
+      }
       const p = err instanceof P2PError ? err : new P2PError("P2P_ERR_YGG_START_FAILED", (err as Error).message, { cause: err });
       let problem = this.#problem ?? { code: p.code, message: p.message, fix: p.hint ? [p.hint] : [] };
       if (mode === "system") problem = { ...problem, fix: [...problem.fix, SYSTEM_RESTART_FIX] };
@@ -156,6 +159,14 @@ export class YggdrasilSupervisor {
     return this.status();
   }
 
+  /**
+   * Throws once stop() has superseded the work begun under `gen` (checked after every await of a start), so that a
+   * start interrupted by stop() goes no further and undoes what it spawned.
+   */
+  #checkCurrent(gen: number): void {
+    if (gen !== this.#generation) throw new P2PError("P2P_ERR_SHUTTING_DOWN", "stopped while yggdrasil was starting");
+  }
+
   /** The one failure path: record the problem, settle the state, tell the log. */
   #fail(problem: YggProblem, state: YggState = "failed"): void {
     this.#problem = problem;
@@ -164,16 +175,17 @@ export class YggdrasilSupervisor {
     this.#log(state === "unavailable" ? "warn" : "error", `${problem.code}: ${problem.message}${problem.fix.length ? ` — fix: ${problem.fix.join(" ; ")}` : ""}`);
   }
 
-  async #startAuto(): Promise<void> {
+  async #startAuto(gen: number): Promise<void> {
     const platform = detectPlatform();
     const binary = findYggdrasilBinary(this.#o.binary);
     let spawnProblem: YggProblem | undefined;
     if (!binary) spawnProblem = problemBinaryMissing(platform, this.#o.binary);
     else {
       const r = await checkPrivileges(binary);
+      this.#checkCurrent(gen);
       if (canSpawnTun(r)) {
         try {
-          await this.#startSpawn();
+          await this.#startSpawn(gen);
           return;
         } catch (err) {
           // Privileges looked fine but the daemon disagreed (e.g. a seccomp'd container): try a system daemon.
@@ -185,8 +197,9 @@ export class YggdrasilSupervisor {
       } else spawnProblem = problemNoPrivilege(platform, binary, r);
     }
     const sys = await probeSystemDaemon(this.#systemCandidates());
+    this.#checkCurrent(gen);
     if (sys.self) {
-      await this.#useSystem(sys.socket!);
+      await this.#useSystem(sys.socket!, gen);
       return;
     }
     const sysProblem = problemAdminUnreachable(platform, sys.errno === "EACCES" && sys.socket ? [sys.socket] : this.#systemCandidates(), sys.errno, sys.detail);
@@ -200,18 +213,20 @@ export class YggdrasilSupervisor {
 
   // ---------------------------------------------------------------- system mode
 
-  async #startSystem(): Promise<void> {
+  async #startSystem(gen: number): Promise<void> {
     const candidates = this.#systemCandidates();
     const sys = await probeSystemDaemon(candidates);
+    this.#checkCurrent(gen);
     if (!sys.self) {
       this.#problem = problemAdminUnreachable(detectPlatform(), sys.errno === "EACCES" && sys.socket ? [sys.socket] : candidates, sys.errno, sys.detail);
       throw new P2PError("P2P_ERR_YGG_ADMIN_UNREACHABLE", this.#problem.message);
     }
-    await this.#useSystem(sys.socket!);
+    await this.#useSystem(sys.socket!, gen);
   }
 
-  async #useSystem(socket: string): Promise<void> {
+  async #useSystem(socket: string, gen: number): Promise<void> {
     const self = await getSelf(socket);
+    this.#checkCurrent(gen);
     this.#systemSocket = socket;
     this.#address = self.address;
     this.#subnet = self.subnet;
@@ -243,7 +258,7 @@ export class YggdrasilSupervisor {
 
   // ---------------------------------------------------------------- spawn mode
 
-  async #startSpawn(): Promise<void> {
+  async #startSpawn(gen: number): Promise<void> {
     const platform = detectPlatform();
     const binary = findYggdrasilBinary(this.#o.binary);
     if (!binary) {
@@ -251,6 +266,7 @@ export class YggdrasilSupervisor {
       throw new P2PError("P2P_ERR_YGG_BINARY_MISSING", this.#problem.message);
     }
     this.#binary = await probeBinary(binary);
+    this.#checkCurrent(gen);
     this.#effective = "spawn";
     const { dir } = this.#paths;
     try {
@@ -260,10 +276,11 @@ export class YggdrasilSupervisor {
       throw new P2PError("P2P_ERR_DATA_DIR", `cannot create ${dir}: ${(err as Error).message}`, { cause: err });
     }
     await killStaleDaemon(this.#paths.pid, this.#paths.conf, (m) => { this.#log("warn", m); this.#daemonLog.note(m); });
-    await this.#launch();
+    await this.#launch(gen);
   }
 
-  #writeConfig(): void {
+  /** Writes the daemon config; returns the interface name in it. */
+  #writeConfig(): string {
     let cfg: Record<string, unknown>;
     try {
       cfg = buildDaemonConfig({
@@ -275,27 +292,38 @@ export class YggdrasilSupervisor {
         multicast: this.#o.multicast,
       });
     } catch (err) {
-      this.#problem = { code: "P2P_ERR_CONFIG", message: (err as Error).message, fix: ["use a shorter --data-dir path"] };
+      const fix = /%/.test((err as Error).message) ? "use a --data-dir path without a % in it" : "use a shorter --data-dir path";
+      this.#problem = { code: "P2P_ERR_CONFIG", message: (err as Error).message, fix: [fix] };
       throw new P2PError("P2P_ERR_CONFIG", (err as Error).message);
     }
     writeFileAtomic(this.#paths.conf, renderDaemonConfig(cfg), 0o600);
+    return String(cfg.IfName);
   }
 
-  /** Writes the config, starts the daemon, waits for it, checks its address. Leaves no daemon behind on failure. */
-  async #launch(): Promise<void> {
-    const gen = this.#generation;
+  /**
+   * Writes the config, starts the daemon, waits for it, checks its address. Leaves no daemon behind on failure, nor
+   * when stop() superseded generation `gen` meanwhile.
+   */
+  async #launch(gen: number): Promise<void> {
+    this.#checkCurrent(gen);
     try { unlinkSync(this.#paths.adminSocket); } catch { /* no stale socket */ }
-    this.#writeConfig();
+    const ifName = this.#writeConfig();
     this.#daemonLog.resetTail();
     const d = spawnDaemon(this.#binary!.path, this.#paths.conf, this.#daemonLog);
     this.#daemon = d;
+    // At once, not when ready: a daemon orphaned while starting (we crash, or it outlives us) is found by the next start.
+    if (d.pid > 0) writePid(this.#paths.pid, d.pid);
     void d.exited.then(() => this.#onExit(d));
-    let self;
-    try {
-      self = await waitReady(d, this.#paths.adminSocket, this.#daemonLog);
-    } catch (err) {
+    const abandon = async (): Promise<void> => {
       this.#expectedExits.add(d);
       await stopDaemon(d);
+      removePid(this.#paths.pid);
+    };
+    let self;
+    try {
+      self = await waitReady(d, this.#paths.adminSocket, this.#daemonLog, ifName);
+    } catch (err) {
+      await abandon();
       if (err instanceof P2PError && err.code === "P2P_ERR_YGG_NO_PRIVILEGE") {
         this.#problem = problemNoPrivilege(detectPlatform(), this.#binary!.path, await checkPrivileges(this.#binary!.path), err.message);
       } else if (err instanceof P2PError && err.code === "P2P_ERR_YGG_START_FAILED") {
@@ -304,19 +332,16 @@ export class YggdrasilSupervisor {
       throw err;
     }
     if (gen !== this.#generation) {
-      this.#expectedExits.add(d);
-      await stopDaemon(d);
+      await abandon();
       throw new P2PError("P2P_ERR_SHUTTING_DOWN", "stopped while yggdrasil was starting");
     }
     const ours = this.#o.identity.addressBytes;
     const theirs = parseIPv6(self.address);
     if (!theirs || !bytesEqual(theirs, ours)) {
-      this.#expectedExits.add(d);
-      await stopDaemon(d);
+      await abandon();
       this.#problem = problemAddressMismatch(self.address, this.#o.identity.address, this.#binary!.path, displayVersion(this.#binary!));
       throw new P2PError("P2P_ERR_YGG_ADDRESS_MISMATCH", this.#problem.message);
     }
-    writePid(this.#paths.pid, d.pid);
     this.#unansweredSince = undefined;
     this.#address = self.address;
     this.#subnet = self.subnet;
@@ -378,7 +403,7 @@ export class YggdrasilSupervisor {
   async #restart(gen: number): Promise<void> {
     if (gen !== this.#generation || this.#state !== "restarting") return;
     try {
-      await this.#launch();
+      await this.#launch(gen);
       this.#log("info", "daemon restarted");
     } catch (err) {
       if (gen !== this.#generation) return;
@@ -472,7 +497,7 @@ export class YggdrasilSupervisor {
     await stopDaemon(d);
     if (gen !== this.#generation) return;
     try {
-      await this.#launch();
+      await this.#launch(gen);
     } catch (err) {
       const code = err instanceof P2PError ? err.code : "P2P_ERR_YGG_START_FAILED";
       if (FATAL_CODES.includes(code)) this.#fail(this.#problem ?? { code, message: (err as Error).message, fix: [] });

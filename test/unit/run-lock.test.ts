@@ -97,6 +97,47 @@ test("release leaves a lock that another process has taken since", (t) => {
   assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8")).pid, other);
 });
 
+test("in one process, a second node is refused while the first holds the lock, even from another copy of the module", async (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const first = lock(dir);
+  first.acquire();
+  t.after(() => first.release());
+  // OpenClaw can load the plugin twice in one process (a reload starts the new copy before the old one stopped).
+  const copy = (await import(`../../src/core/run-lock.ts?copy=${Date.now()}`)) as typeof import("../../src/core/run-lock.ts");
+  assert.notEqual(copy.RunLock, RunLock, "a separate module instance");
+  for (const second of [lock(dir), new copy.RunLock({ dataDir: dir, host: "openclaw", beating: () => false, staleMs: STALE_MS })]) {
+    assert.throws(() => second.acquire(), { code: "P2P_ERR_PORT_IN_USE", message: /this same process/ });
+  }
+  // Even once the lock is old and no heartbeat is fresh: a live lock in this process never goes stale.
+  assert.throws(() => lock(dir).acquire(Date.now() + 10 * STALE_MS), { code: "P2P_ERR_PORT_IN_USE" });
+  first.release();
+  lock(dir).acquire();
+});
+
+test("a lock with this process's pid that no node in it holds any more (never released) is taken over", (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  writeLock(dir, process.pid, Date.now()); // e.g. written before this version, or by a node that was never stopped
+  lock(dir).acquire();
+  const held = JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8"));
+  assert.equal(held.host, "declaw");
+  const abandoned = lock(dir);
+  writeFileSync(join(dir, LOCK_FILE), `${JSON.stringify({ ...held, token: "not-held-by-anyone" })}\n`);
+  abandoned.acquire();
+  abandoned.release();
+});
+
+test("Node.start refuses a data directory another node in this same process runs on", async (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const log = { debug() {}, info() {}, warn() {}, error() {} };
+  const a = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 }, log });
+  await a.start();
+  t.after(() => a.stop());
+  const b = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 }, log });
+  await assert.rejects(b.start().then(() => b.stop()), { code: "P2P_ERR_PORT_IN_USE", message: /this same process/ });
+  assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), "utf8")).pid, process.pid, "the first node keeps its lock");
+  await a.stop();
+});
+
 /** A node running in a child process on `dir` (Yggdrasil off, an ephemeral port); stopped when the test ends. */
 async function childNode(t: TestContext, dir: string): Promise<ChildProcess> {
   const c = spawn(process.execPath, [RUNNER, JSON.stringify({ dataDir: dir, quiet: true, config: { yggdrasil: "off", peerPort: 0 } })], { stdio: ["pipe", "pipe", "inherit"] });

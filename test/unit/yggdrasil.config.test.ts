@@ -33,10 +33,10 @@ test("fields: admin socket URI, peers, listen, multicast off by default, interfa
   assert.deepEqual(JSON.parse(renderDaemonConfig(c)), c);
 });
 
-test("interface name: ygg- + last 4 hex digits of the address, within IFNAMSIZ", () => {
-  assert.equal(ifNameFor("200:1234::abcd"), "ygg-abcd");
-  assert.equal(ifNameFor("200::"), "ygg-0000");
-  assert.ok(ifNameFor(address).length <= IFNAME_MAX_CHARS);
+test("interface name: ygg- + last 11 hex digits of the address (44 bits), exactly IFNAMSIZ's 15 characters", () => {
+  assert.equal(ifNameFor("200:1234:5678:9abc:def0:1234:5678:abcd"), "ygg-2345678abcd");
+  assert.equal(ifNameFor("200::"), "ygg-00000000000");
+  assert.equal(ifNameFor(address).length, IFNAME_MAX_CHARS);
   assert.throws(() => ifNameFor("nope"), RangeError);
 });
 
@@ -44,6 +44,13 @@ test("refuses a malformed key, an over-long interface name or admin socket path"
   assert.throws(() => buildDaemonConfig({ ...base, privateKeyHex: base.privateKeyHex.slice(0, 64) }), RangeError);
   assert.throws(() => buildDaemonConfig({ ...base, ifName: "x".repeat(16) }), RangeError);
   assert.throws(() => buildDaemonConfig({ ...base, adminSocketPath: `/tmp/${"d".repeat(120)}/admin.sock` }), /admin socket path/);
+});
+
+test("refuses an admin socket path with a % that is no URI escape: the daemon cannot parse its AdminListen URI", () => {
+  for (const bad of ["/tmp/100%/admin.sock", "/tmp/a%zz/admin.sock", "/tmp/a%4/admin.sock"]) {
+    assert.throws(() => buildDaemonConfig({ ...base, adminSocketPath: bad }), /%.*cannot parse/, bad);
+  }
+  assert.equal(buildDaemonConfig({ ...base, adminSocketPath: "/tmp/a%41/admin.sock" }).AdminListen, "unix:///tmp/a%41/admin.sock");
 });
 
 test("the real binary reads our config and derives our address", { skip: YGGDRASIL_SKIP_REASON }, () => {

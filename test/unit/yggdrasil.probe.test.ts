@@ -91,6 +91,17 @@ test("classifyExit: panic + status 2 on a permission error = no privilege; other
   assert.equal(classifyExit({ code: 2, signal: null }, "panic: runtime error: index out of range\n").code, "P2P_ERR_YGG_START_FAILED");
 });
 
+test("classifyExit: a taken interface name (EBUSY) is a retried start failure naming the interface, not a privilege problem", () => {
+  // Every TUN panic's stack names src/tun/tun_linux.go: only the panic line may decide.
+  const tail = "panic: device or resource busy\n\ngoroutine 1 [running]:\ngithub.com/yggdrasil-network/yggdrasil-go/src/tun.(*TunAdapter).setup(...)\n\tgithub.com/yggdrasil-network/yggdrasil-go/src/tun/tun_linux.go:20 +0xd5\n";
+  const c = classifyExit({ code: 2, signal: null }, tail, "ygg-0123456789a");
+  assert.equal(c.code, "P2P_ERR_YGG_START_FAILED");
+  assert.match(c.message, /the network interface ygg-0123456789a is busy.*panic: device or resource busy/);
+  const other = classifyExit({ code: 2, signal: null }, "panic: some other failure\n\tsrc/tun/tun_linux.go:20 /dev/net/tun\n");
+  assert.equal(other.code, "P2P_ERR_YGG_START_FAILED", "the stack below the panic line does not count");
+  assert.equal(classifyExit({ code: 2, signal: null }, "panic: open /dev/net/tun: no such file or directory\n").code, "P2P_ERR_YGG_NO_PRIVILEGE");
+});
+
 test("launchCommand wraps the daemon in setpriv --pdeathsig SIGKILL when available", () => {
   const c = launchCommand("/usr/sbin/yggdrasil", "/d/yggdrasil.conf");
   assert.deepEqual(c.args.slice(-3), ["/usr/sbin/yggdrasil", "-useconffile", "/d/yggdrasil.conf"].slice(-3));

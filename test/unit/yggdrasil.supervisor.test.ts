@@ -4,6 +4,9 @@
  * run against a fake daemon (a Node script standing in for yggdrasil 0.4.7: no TUN, no network).
  */
 import { test, after } from "node:test";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +17,9 @@ import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { P2PError } from "../../src/core/errors.ts";
 import { findYggdrasilBinary } from "../../src/yggdrasil/binary.ts";
 import { canSpawnTun, checkPrivileges } from "../../src/yggdrasil/privileges.ts";
-import { processAlive, waitFor } from "../helpers/ygg-harness.ts";
+import { processAlive, waitFor, yggdrasilPidsMentioning } from "../helpers/ygg-harness.ts";
+import { CLI } from "../helpers/declaw.ts";
+import { LOCK_FILE } from "../../src/core/run-lock.ts";
 
 const root = mkdtempSync(join(tmpdir(), "dcl-ygg-unit-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -121,10 +126,11 @@ test("RotatingLog rotates to .1 past the cap and keeps a tail", () => {
 
 /**
  * A stand-in for Debian's yggdrasil 0.4.7 in spawn mode: answers `-version`/`-h` with nothing (so: line 0.4), exits 1
- * at once while `broken` exists, else serves getSelf (our identity's address), getTUN (up), getPeers (no links),
- * addPeer/removePeer with 0.4.7's error texts. Every launch and admin call is appended to `calls`.
+ * at once while `broken` exists, else serves getSelf (`address`, by default our identity's), getTUN (up), getPeers
+ * (no links), addPeer/removePeer with 0.4.7's error texts; its admin socket answers only after `readyAfterMs`. Every
+ * launch and admin call is appended to `calls`.
  */
-function fakeDaemon(name: string, o: { broken?: boolean } = {}): { binary: string; dataDir: string; repair: () => void; calls: () => string[] } {
+function fakeDaemon(name: string, o: { broken?: boolean; readyAfterMs?: number; address?: string } = {}): { binary: string; dataDir: string; repair: () => void; calls: () => string[] } {
   const dir = join(root, `fake-${name}`);
   mkdirSync(dir);
   const binary = join(dir, "yggdrasil");
@@ -141,7 +147,7 @@ if (existsSync(${JSON.stringify(broken)})) { console.error("fake yggdrasil: cann
 const conf = JSON.parse(readFileSync(confPath, "utf8"));
 const configured = new Set(conf.Peers);
 const calls = {
-  getself: () => ({ address: ${JSON.stringify(identity.address)}, key: "00".repeat(32), subnet: "", coords: [] }),
+  getself: () => ({ address: ${JSON.stringify(o.address ?? identity.address)}, key: "00".repeat(32), subnet: "", coords: [] }),
   gettun: () => ({ enabled: true, name: "none", mtu: 65535 }),
   getpeers: () => ({ peers: [] }),
   addpeer: ({ uri }) => {
@@ -152,7 +158,7 @@ const calls = {
   },
   removepeer: ({ uri }) => { if (!configured.delete(uri)) throw "peer not configured"; return {}; },
 };
-createServer((s) => {
+const server = createServer((s) => {
   let buf = "";
   s.setEncoding("utf8").on("data", (d) => {
     buf += d;
@@ -163,7 +169,8 @@ createServer((s) => {
     try { s.end(JSON.stringify({ status: "success", response: calls[call](req.arguments ?? {}) })); }
     catch (e) { s.end(JSON.stringify({ status: "error", error: String(e) })); }
   });
-}).listen(conf.AdminListen.replace("unix://", ""));
+});
+setTimeout(() => server.listen(conf.AdminListen.replace("unix://", "")), ${o.readyAfterMs ?? 0});
 `);
   chmodSync(binary, 0o755);
   return {
@@ -274,4 +281,65 @@ test("spawn: restarts back off along RESTART_BACKOFF_MS (+-20%) while the daemon
     const step = RESTART_BACKOFF_MS[i]!;
     assert.ok(d >= step * 0.8 - 1 && d <= step * 1.2 + 1, `restart ${i + 1} after ${d} ms, the table says ${step} ms`);
   });
+});
+
+test("spawn: stop() during start() leaves no daemon running, whenever it comes", { timeout: 60_000 }, async (t) => {
+  const fake = fakeDaemon("stoprace", { readyAfterMs: 300 });
+  t.after(() => yggdrasilPidsMentioning(fake.dataDir).forEach((pid) => process.kill(pid, "SIGKILL")));
+  // 0 ms: while the binary is probed; later: once the daemon is spawned and not yet ready, and once it is.
+  for (const delayMs of [0, 150, 400, 1500]) {
+    const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [], listen: [], multicast: false, binary: fake.binary });
+    const started = s.start().catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, delayMs));
+    await s.stop();
+    await started;
+    assert.equal(s.state, "stopped", `stop() ${delayMs} ms after start()`);
+    await new Promise((r) => setTimeout(r, 300)); // a launch that stop() missed would have spawned by now
+    assert.deepEqual(yggdrasilPidsMentioning(fake.dataDir), [], `no daemon left after stop() ${delayMs} ms after start()`);
+    assert.equal(existsSync(join(fake.dataDir, "yggdrasil", "yggdrasil.pid")), false);
+  }
+});
+
+test("spawn: the pid file names the daemon (pid and start time) from its spawn on, before it is ready", { timeout: 30_000 }, async (t) => {
+  const fake = fakeDaemon("pidfile", { readyAfterMs: 2000 });
+  const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [], listen: [], multicast: false, binary: fake.binary });
+  t.after(() => s.stop());
+  const started = s.start();
+  const pidFile = join(fake.dataDir, "yggdrasil", "yggdrasil.pid");
+  await waitFor("the daemon's launch", () => fake.calls().includes("launch"), 10_000, 20);
+  assert.equal((await s.status()).state, "starting", "not ready yet");
+  const [pid, startTime] = readFileSync(pidFile, "utf8").trim().split(" ");
+  assert.deepEqual(yggdrasilPidsMentioning(fake.dataDir), [Number(pid)]);
+  assert.equal(startTime, readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19], "field 22 of /proc/<pid>/stat");
+  assert.equal((await started).pid, Number(pid));
+  await s.stop();
+  assert.equal(existsSync(pidFile), false);
+});
+
+/** A TCP port nothing listens on right now (`declaw run` takes no port 0). */
+async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, "::1");
+  await once(srv, "listening");
+  const { port } = srv.address() as AddressInfo;
+  srv.close();
+  return port;
+}
+
+test("declaw run: SIGINT while the daemon is starting stops the node and its daemon, and exits cleanly", { timeout: 60_000 }, async (t) => {
+  const dataDir = join(root, "run-sigint");
+  const fake = fakeDaemon("run-sigint", { readyAfterMs: 1500, address: loadOrCreateIdentity(dataDir).address });
+  writeFileSync(join(dataDir, "config.json"), JSON.stringify({ yggdrasil_binary: fake.binary }));
+  const run = spawn(process.execPath, [CLI, "--data-dir", dataDir, "--json", "run", "--yggdrasil", "spawn", "--port", String(await freePort())], { stdio: ["ignore", "pipe", "pipe"] });
+  t.after(() => run.kill("SIGKILL"));
+  let out = "";
+  run.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  run.stderr.setEncoding("utf8").on("data", (d: string) => (out += d));
+  const exited = new Promise<[number | null, string | null]>((r) => run.once("exit", (code, signal) => r([code, signal])));
+  await waitFor("the daemon's launch", () => fake.calls().includes("launch"), 20_000, 20);
+  run.kill("SIGINT");
+  assert.deepEqual(await exited, [0, null], out);
+  assert.match(out, /SIGINT: stopping once the start has settled/);
+  assert.match(out, /"stopped": ?true/);
+  assert.deepEqual(yggdrasilPidsMentioning(dataDir), [], "no daemon left behind");
+  assert.equal(existsSync(join(dataDir, LOCK_FILE)), false, "the run lock released");
 });

@@ -15,18 +15,38 @@ export async function runForeground(ctx: CommandContext): Promise<CommandOutput>
   const log = stderrLogger({ debug: ctx.flags.verbose === true });
   const node = Node.open({ dataDir: ctx.dataDir, config: configForRun(ctx), log, host: "declaw" });
   log.info(`data dir ${ctx.dataDir}; identity ${node.identity.address}`);
-  await node.start();
-  log.info(`node running as ${node.address}; press Ctrl-C to stop`);
-  const stopWatching = ctx.flags.peer === undefined ? watchPeers(ctx.dataDir, node, log) : () => {};
-  const signal = await new Promise<string>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
-  log.info(`${signal}: stopping`);
-  stopWatching();
-  await node.stop();
+  // Before start(): Ctrl-C while the daemon is starting must still stop it (the default action would exit at once and
+  // leave the daemon behind). A signal during start lets the start settle, then stops what it started.
+  const signals = onceStopSignal();
+  let signal: string | undefined;
+  try {
+    const started = node.start().then(() => undefined);
+    signal = await Promise.race([started, signals.received]);
+    if (signal) {
+      log.info(`${signal}: stopping once the start has settled`);
+      await started.catch(() => undefined);
+    } else {
+      log.info(`node running as ${node.address}; press Ctrl-C to stop`);
+      const stopWatching = ctx.flags.peer === undefined ? watchPeers(ctx.dataDir, node, log) : () => {};
+      signal = await signals.received;
+      log.info(`${signal}: stopping`);
+      stopWatching();
+    }
+    await node.stop();
+  } finally {
+    signals.dispose();
+  }
   log.info("stopped");
   return { json: { stopped: true, signal }, text: "" };
+}
+
+/** The first SIGINT or SIGTERM; `dispose` removes the handlers (the default action applies again). */
+function onceStopSignal(): { received: Promise<string>; dispose: () => void } {
+  let handler: (signal: NodeJS.Signals) => void = () => {};
+  const received = new Promise<string>((resolve) => { handler = resolve; });
+  process.once("SIGINT", handler);
+  process.once("SIGTERM", handler);
+  return { received, dispose: () => { process.off("SIGINT", handler); process.off("SIGTERM", handler); } };
 }
 
 const CONFIG_POLL_MS = 1_000;
