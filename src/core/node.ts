@@ -87,6 +87,9 @@ export class Node {
   #lock: RunLock | undefined;
   #timers: NodeJS.Timeout[] = [];
   #state: "open" | "starting" | "running" | "stopping" | "closed" = "open";
+  /** Settles when a start() in flight has finished, either way (stop() waits for it). */
+  #startSettled: Promise<void> | undefined;
+  #stopRequested = false;
   #since = 0;
   #inboundListeners = new Set<() => void>();
   #meshWatching = false;
@@ -153,10 +156,13 @@ export class Node {
     if (this.#state !== "open") throw new P2PError("P2P_ERR_BAD_ARGUMENT", `node cannot start from state ${this.#state}`);
     this.#state = "starting";
     this.#since = Date.now();
+    let settled!: () => void;
+    this.#startSettled = new Promise((resolve) => (settled = resolve));
     try {
       this.#lock = new RunLock({ dataDir: this.dataDir, host: this.#host, staleMs: HEARTBEAT_STALE_MS, beating: (pid) => heartbeatFresh(readHeartbeat(this.dataDir), pid) });
       this.#lock.acquire();
       await this.#startYggdrasil();
+      this.#checkNotStopped();
       this.store.setMeta(SELF_ADDRESS_META, this.address);
       this.#server = new PeerServer({
         self: this.#self(),
@@ -166,6 +172,7 @@ export class Node {
         onInbound: () => this.#inboundListeners.forEach((cb) => cb()),
       });
       const port = await this.#server.listen(this.config.peerPort);
+      this.#checkNotStopped();
       this.#log.info(`peer server listening on [::]:${port} as ${this.address}`);
       this.#outbox = new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
       this.#outbox.start();
@@ -176,9 +183,16 @@ export class Node {
       this.#timers.forEach((t) => t.unref());
       this.#state = "running";
     } catch (err) {
-      await this.stop();
+      await this.#teardown();
       throw err;
+    } finally {
+      settled();
     }
+  }
+
+  /** After each wait of start(): a stop() meanwhile ends the start here (start() then undoes what it did). */
+  #checkNotStopped(): void {
+    if (this.#stopRequested) throw new P2PError("P2P_ERR_SHUTTING_DOWN", "the node was stopped while it was starting");
   }
 
   async #startYggdrasil(): Promise<void> {
@@ -218,8 +232,21 @@ export class Node {
     await this.#ygg?.setPeers(peers);
   }
 
-  /** Stops everything this process started and closes the store. Safe to call twice. */
+  /**
+   * Stops everything this process started and closes the store. Safe to call twice, and during start(): the start
+   * is cut short (Yggdrasil's start is stopped at once, the rest at its next step), start() rejects with
+   * P2P_ERR_SHUTTING_DOWN, and this returns once everything it had started is stopped.
+   */
   async stop(): Promise<void> {
+    if (this.#state === "starting") {
+      this.#stopRequested = true;
+      void this.#ygg?.stop().catch(() => undefined); // the supervisor's start ends as soon as it notices (and stops what it spawned)
+      await this.#startSettled;
+    }
+    await this.#teardown();
+  }
+
+  async #teardown(): Promise<void> {
     if (this.#state === "closed" || this.#state === "stopping") return;
     this.#state = "stopping";
     this.#timers.forEach((t) => clearInterval(t));

@@ -138,6 +138,20 @@ test("Node.start refuses a data directory another node in this same process runs
   await a.stop();
 });
 
+test("stop() during start() cuts the start short: start rejects as shutting down, and nothing it began stays (lock, server)", async (t) => {
+  const dir = tempDir(t, "declaw-lock-");
+  const log = { debug() {}, info() {}, warn() {}, error() {} };
+  const a = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 }, log });
+  const started = a.start();
+  await a.stop(); // while start() waits (the first await is Yggdrasil's start, even when off)
+  await assert.rejects(started, { code: "P2P_ERR_SHUTTING_DOWN" });
+  assert.equal(a.processInfo().running, false);
+  assert.throws(() => readFileSync(join(dir, LOCK_FILE)), { code: "ENOENT" }, "the run lock is released");
+  const b = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: 0 }, log });
+  await b.start();
+  await b.stop();
+});
+
 /** A node running in a child process on `dir` (Yggdrasil off, an ephemeral port); stopped when the test ends. */
 async function childNode(t: TestContext, dir: string): Promise<ChildProcess> {
   const c = spawn(process.execPath, [RUNNER, JSON.stringify({ dataDir: dir, quiet: true, config: { yggdrasil: "off", peerPort: 0 } })], { stdio: ["pipe", "pipe", "inherit"] });

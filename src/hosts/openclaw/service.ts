@@ -23,6 +23,8 @@ export function createNodeService(fallbackConfig: () => Record<string, unknown> 
   let timer: NodeJS.Timeout | undefined;
   let attempt = 0;
   let starting: Promise<void> | undefined;
+  /** The node whose start() is in flight: stop() stops it, which cuts its start short (Node.stop). */
+  let pending: Node | undefined;
 
   async function tryStart(ctx: ServiceCtx): Promise<void> {
     if (stopped) return;
@@ -31,7 +33,12 @@ export function createNodeService(fallbackConfig: () => Record<string, unknown> 
     try {
       const settings = resolveSettings(pluginConfigFrom(ctx.config) ?? fallbackConfig());
       n = await openNode(settings, coreLogger(log));
-      await n.start();
+      pending = n;
+      try {
+        await n.start();
+      } finally {
+        pending = undefined;
+      }
       if (stopped) {
         await n.stop();
         return;
@@ -43,6 +50,7 @@ export function createNodeService(fallbackConfig: () => Record<string, unknown> 
     } catch (err) {
       // Node.start() cleans up after itself on failure; an open()-only node still holds the store.
       try { n?.close(); } catch { /* already closed by stop() */ }
+      if (stopped) return; // stopped while starting (the start was cut short): nothing to report or retry
       const d = describeError(err);
       const wait = RETRY_TIERS_MS[Math.min(attempt, RETRY_TIERS_MS.length - 1)]!;
       attempt++;
@@ -73,6 +81,9 @@ export function createNodeService(fallbackConfig: () => Record<string, unknown> 
       stopped = true;
       if (timer) clearTimeout(timer);
       timer = undefined;
+      // A start in flight (Yggdrasil's can take 20 s) is cut short rather than waited out: OpenClaw gives a service
+      // being replaced 5 s to stop.
+      await pending?.stop();
       await starting?.catch(() => undefined);
       const n = node;
       node = undefined;
