@@ -3,9 +3,10 @@
  * refusal is printed with its control characters visible, so it cannot overwrite lines, fake a message from another
  * peer, or send escape sequences to the owner's terminal. The stored row is not changed.
  */
-import { describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatMessages, formatSend } from "../../src/hosts/format.ts";
+import { formatMessages, formatSend, formatStatus } from "../../src/hosts/format.ts";
+import type { StatusReport } from "../../src/core/node.ts";
 import type { MessageRow } from "../../src/core/store.ts";
 
 const row = (o: Partial<MessageRow>): MessageRow => ({
@@ -106,4 +107,21 @@ describe("formatSend", () => {
     assert.equal(failed("the peer is blocked: nothing is sent to it (allow it, then send again)").split("\n").length, 1, "it says what to do itself");
     assert.equal(nextStep("P2P_ERR_CONTENT_TOO_LARGE: this node cannot build the message: too big"), undefined, "not the peer's refusal");
   });
+});
+
+test("status names a daemon of ours that answers while no node runs, with how it goes away", () => {
+  const status = (running: boolean): StatusReport => ({
+    address: "200::1",
+    publicKey: "k",
+    subnet: "300::/64",
+    dataDir: "/d",
+    peerPort: 8099,
+    node: running ? { running: true, pid: 7, since: 0, host: "declaw", peerPort: 8099 } : { running: false },
+    yggdrasil: { mode: "auto", effectiveMode: "spawn", state: "running", keyBinding: "derived", pid: 4242 },
+    counts: { peers: 0, pending: 0, inbox: 0, queued: 0, failed: 0 },
+    pendingPeers: [],
+    keyMismatches: [],
+  });
+  assert.match(formatStatus(status(false)), /\n {2}note {6}no node runs with this daemon \(pid 4242\): .*the next start stops a leftover daemon, or stop it now with `kill 4242`/);
+  assert.doesNotMatch(formatStatus(status(true)), /note/, "with its node running, the daemon is just running");
 });
