@@ -137,13 +137,17 @@ export function configFromSnake(input: unknown, base: NodeConfig = DEFAULT_CONFI
  * Reads `<data_dir>/config.json` if it exists (it is optional) and returns the resulting config. A data directory
  * that is not one (a file, an unreadable directory) is reported as such (P2P_ERR_DATA_DIR), not as a config error.
  */
-export function loadConfigFile(dataDir: string): { config: NodeConfig; raw: Record<string, unknown> } {
+/**
+ * `ignored`: host keys found in the file (`dm_policy`, `data_dir`, ...). They load without an error (a copied plugin
+ * config still works), but no host reads them from this file: the OpenClaw plugin takes them from its own config.
+ */
+export function loadConfigFile(dataDir: string): { config: NodeConfig; raw: Record<string, unknown>; ignored: string[] } {
   const file = join(dataDir, CONFIG_FILE);
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { config: configFromSnake(undefined), raw: {} };
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { config: configFromSnake(undefined), raw: {}, ignored: [] };
     throw dataDirError(dataDir, err) ?? new P2PError("P2P_ERR_CONFIG", `cannot read ${file}: ${(err as Error).message}`, {
       hint: `make ${file} a file readable by this user, or remove it (it is optional)`,
       cause: err,
@@ -155,7 +159,8 @@ export function loadConfigFile(dataDir: string): { config: NodeConfig; raw: Reco
   } catch {
     throw new P2PError("P2P_ERR_CONFIG", `${file} is not valid JSON`, { hint: `fix or remove ${file}` });
   }
-  return { config: configFromSnake(raw, DEFAULT_CONFIG, file), raw: raw as Record<string, unknown> };
+  const config = configFromSnake(raw, DEFAULT_CONFIG, file); // refuses anything but an object
+  return { config, raw: raw as Record<string, unknown>, ignored: Object.keys(raw as object).filter((k) => HOST_KEYS.has(k)) };
 }
 
 /** `why`: the reason for the bounds, when they are not obvious. */

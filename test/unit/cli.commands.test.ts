@@ -7,7 +7,7 @@ import { test } from "node:test";
 import type { TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Node } from "../../src/core/node.ts";
@@ -52,6 +52,18 @@ test("a command that creates a new identity says so on stderr, with the data dir
   const again = declaw(["--data-dir", dir, "status"]);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stderr, "", "the identity exists now: nothing to report");
+});
+
+test("config.json keys that only the OpenClaw plugin reads are named on stderr as having no effect there; node keys are not", (t) => {
+  const dir = tmp(t);
+  declaw(["--data-dir", dir, "status"]); // the identity, so that only the config speaks below
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ dm_policy: "open", loop_budget: 5, peer_port: 8100 }));
+  const r = declaw(["--data-dir", dir, "--json", "status"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).peerPort, 8100, "the node key applies");
+  assert.match(r.stderr, /^declaw: .*config\.json: dm_policy, loop_budget have no effect there \(OpenClaw plugin settings: set them with `openclaw config set/);
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ peer_port: 8100 }));
+  assert.equal(declaw(["--data-dir", dir, "status"]).stderr, "");
 });
 
 test("inbox, outbox, peers, cancel and remove refuse a data dir that does not exist, create nothing, and say what to check", (t) => {

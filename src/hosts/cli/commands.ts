@@ -5,7 +5,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfigFile, peerUris, type NodeConfig } from "../../core/config.ts";
+import { CONFIG_FILE, loadConfigFile, peerUris, type NodeConfig } from "../../core/config.ts";
 import { canonicalAddress } from "../../core/address.ts";
 import { P2PError } from "../../core/errors.ts";
 import { IDENTITY_FILE } from "../../core/identity.ts";
@@ -51,12 +51,21 @@ const NO_NODE_SENDS = "no node runs on this data directory now: start `declaw ru
 function withNode<T>(ctx: CommandContext, fn: (node: Node) => Promise<T> | T, o: { existing?: boolean } = {}): Promise<T> {
   if (o.existing) requireDataDir(ctx.dataDir);
   const fresh = !existsSync(join(ctx.dataDir, IDENTITY_FILE));
-  const { config } = loadConfigFile(ctx.dataDir);
+  const config = loadConfig(ctx);
   const node = Node.open({ dataDir: ctx.dataDir, config });
   if (fresh) process.stderr.write(`declaw: created a new identity in ${escapeControls(ctx.dataDir, { oneLine: true })} (address ${node.address})\n`);
   return Promise.resolve()
     .then(() => fn(node))
     .finally(() => node.close());
+}
+
+/** `<data_dir>/config.json`, saying on stderr which of its keys no host reads from there (they would be silently moot). */
+function loadConfig(ctx: CommandContext): NodeConfig {
+  const { config, ignored } = loadConfigFile(ctx.dataDir);
+  if (ignored.length > 0) {
+    process.stderr.write(`declaw: ${escapeControls(join(ctx.dataDir, CONFIG_FILE), { oneLine: true })}: ${ignored.join(", ")} ${ignored.length === 1 ? "has" : "have"} no effect there (OpenClaw plugin settings: set them with \`openclaw config set 'plugins.entries["ipv6-p2p"].config.KEY' VALUE\`, and remove them from this file)\n`);
+  }
+  return config;
 }
 
 /** A data directory that does not exist is refused (any other problem with it is Node.open's to report). */
@@ -258,7 +267,7 @@ function uriFlag(ctx: CommandContext, name: "peer" | "listen"): string[] | undef
 }
 
 export function configForRun(ctx: CommandContext): NodeConfig {
-  const { config } = loadConfigFile(ctx.dataDir);
+  const config = loadConfig(ctx);
   const port = intFlag(ctx, "port", 1, 65535);
   const mode = str(ctx, "yggdrasil");
   if (mode !== undefined && !["auto", "spawn", "system", "off"].includes(mode)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "--yggdrasil must be auto, spawn, system or off");
