@@ -116,7 +116,7 @@ export type Delivery =
   | { kind: "v1-only" };
 
 /** Error codes after which retrying the same message cannot help (the outbox marks it failed at once). */
-const PERMANENT_CODES = new Set([
+export const PERMANENT_CODES: ReadonlySet<string> = new Set([
   "P2P_ERR_WRONG_RECIPIENT",
   "P2P_ERR_KEY_MISMATCH",
   "P2P_ERR_PEER_BLOCKED",

@@ -17,6 +17,8 @@ export interface BinaryInfo {
   /** Build version as printed (`unknown` for Debian's build). */
   version: string;
   line: YggLine;
+  /** Its `-version` output has a "Build version:" line: it answers as Yggdrasil does (any other program does not). */
+  recognised: boolean;
 }
 
 function executable(p: string): boolean {
@@ -72,7 +74,7 @@ const probeCache = new Map<string, Promise<BinaryInfo>>();
 export function probeBinary(path: string): Promise<BinaryInfo> {
   let p = probeCache.get(path);
   if (!p) {
-    p = Promise.all([run(path, ["-version"]), run(path, ["-h"])]).then(([v, h]) => ({ path, ...parseBinaryProbe(v, h) }));
+    p = Promise.all([run(path, ["-version"]), run(path, ["-h"])]).then(([v, h]) => ({ path, ...parseBinaryProbe(v, h), recognised: /^Build version:/m.test(v) }));
     probeCache.set(path, p);
   }
   return p;

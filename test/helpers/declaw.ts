@@ -4,6 +4,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -113,4 +114,13 @@ export function trustPeers(dataDir: string, addresses: string[]): void {
   } finally {
     st.close();
   }
+}
+
+/** A TCP port nothing listens on right now on `host` (for a server that takes no port 0, or never gets to listen). */
+export async function freePort(host = "::1"): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, host, r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
 }

@@ -11,11 +11,11 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { YGGDRASIL_BINARY } from "../helpers/ygg-cli.ts";
 import { waitFor } from "../helpers/ygg-harness.ts";
+import { freePort } from "../helpers/declaw.ts";
 import { addPeer, getSelf, removePeer } from "../../src/yggdrasil/admin.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { YggdrasilSupervisor, type YggStatus } from "../../src/yggdrasil/supervisor.ts";
@@ -30,14 +30,6 @@ after(() => {
 const identity = loadOrCreateIdentity(join(root, "id"));
 
 /** A loopback TCP port that was free a moment ago. */
-async function freePort(host: string): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, host, r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 /** A real daemon with its own random key, no TUN, no LAN discovery; killed in `after`. */
 async function startDaemon(name: string, o: { listen?: string[]; peers?: string[] } = {}): Promise<{ socket: string; key: string }> {
   const conf = JSON.parse(execFileSync(YGGDRASIL_BINARY!, ["-genconf", "-json"], { encoding: "utf8" })) as Record<string, unknown>;

@@ -7,6 +7,7 @@ import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
 import { formatMessages, formatSend, formatStatus } from "../../src/hosts/format.ts";
 import type { StatusReport } from "../../src/core/node.ts";
+import { PERMANENT_CODES } from "../../src/core/client.ts";
 import type { MessageRow } from "../../src/core/store.ts";
 
 const row = (o: Partial<MessageRow>): MessageRow => ({
@@ -91,8 +92,7 @@ describe("formatSend", () => {
   });
 
   it("gives every code the outbox fails a message on at once its own next step; any other refusal a general one", () => {
-    // client.ts PERMANENT_CODES
-    const permanent = ["P2P_ERR_WRONG_RECIPIENT", "P2P_ERR_KEY_MISMATCH", "P2P_ERR_PEER_BLOCKED", "P2P_ERR_BAD_SIGNATURE", "P2P_ERR_BODY_TOO_LARGE", "P2P_ERR_CONTENT_TOO_LARGE", "P2P_ERR_UNSUPPORTED_KIND"];
+    const permanent = [...PERMANENT_CODES]; // a code added there without a hint here fails this test
     const general = nextStep("HTTP_403: peer said: no");
     assert.match(general ?? "", /refused this message for good, so sending it again will not help/);
     assert.equal(nextStep("P2P_ERR_SOMETHING_NEW: peer said: no"), general, "a code this version does not know");

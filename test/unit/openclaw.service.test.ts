@@ -7,21 +7,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LOCK_FILE } from "../../src/core/run-lock.ts";
 import { createNodeService } from "../../src/hosts/openclaw/service.ts";
-import { waitFor } from "../helpers/declaw.ts";
-
-/** A port nothing listens on now (the node never gets as far as listening here). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "::1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { freePort, waitFor } from "../helpers/declaw.ts";
 
 test("stop() while Yggdrasil is still starting ends the start: no daemon left, lock released, no failure reported", { timeout: 60_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "declaw-service-"));
@@ -41,6 +31,7 @@ test("stop() while Yggdrasil is still starting ends the start: no daemon left, l
     serviceHealth: { reportFailure: (e: unknown) => failures.push(e), clearFailure() {} },
   };
   const service = createNodeService(() => undefined);
+  t.after(() => service.stop(ctx)); // also when an assertion fails first (a second stop does nothing)
   await service.start(ctx);
   await waitFor("the daemon's launch", () => existsSync(launched) && readFileSync(launched, "utf8").trim() !== "", 20_000, 20).catch((e) => { throw new Error(`${e.message}; log: ${logged.join(" / ")}`); });
   const pid = Number(readFileSync(launched, "utf8"));

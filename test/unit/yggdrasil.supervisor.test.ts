@@ -5,8 +5,6 @@
  */
 import { test, after } from "node:test";
 import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { createServer, type AddressInfo } from "node:net";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +16,7 @@ import { P2PError } from "../../src/core/errors.ts";
 import { findYggdrasilBinary } from "../../src/yggdrasil/binary.ts";
 import { canSpawnTun, checkPrivileges } from "../../src/yggdrasil/privileges.ts";
 import { processAlive, waitFor, yggdrasilPidsMentioning } from "../helpers/ygg-harness.ts";
-import { CLI } from "../helpers/declaw.ts";
+import { CLI, freePort } from "../helpers/declaw.ts";
 import { LOCK_FILE } from "../../src/core/run-lock.ts";
 
 const root = mkdtempSync(join(tmpdir(), "dcl-ygg-unit-"));
@@ -315,15 +313,6 @@ test("spawn: the pid file names the daemon (pid and start time) from its spawn o
   await s.stop();
   assert.equal(existsSync(pidFile), false);
 });
-
-/** A TCP port nothing listens on right now (`declaw run` takes no port 0). */
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, "::1");
-  await once(srv, "listening");
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  return port;
-}
 
 test("declaw run: SIGINT while the daemon is starting stops the node and its daemon, and exits cleanly", { timeout: 60_000 }, async (t) => {
   const dataDir = join(root, "run-sigint");

@@ -4,7 +4,7 @@
  * lets an unprivileged user's node spawn its own daemon: `setcap cap_net_admin+ep` on the binary. Installing the
  * package itself is left to the printed command (a package install is the admin's call, not ours).
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { loadConfigFile, type NodeConfig } from "../../core/config.ts";
 import { findYggdrasilBinary, probeBinary } from "../../yggdrasil/binary.ts";
@@ -33,7 +33,8 @@ export async function runSetup(ctx: CommandContext, config: NodeConfig = loadCon
   const explicit = flag ?? config.yggdrasilBinary;
   const found = findYggdrasilBinary(explicit);
   // Only a program that answers as Yggdrasil is checked further: setcap on any other would hand it CAP_NET_ADMIN.
-  const binary = found && (await isYggdrasil(found)) ? found : undefined;
+  const info = found ? await probeBinary(found) : undefined;
+  const binary = info?.recognised ? found : undefined;
   // Suggesting to configure --binary makes sense only for a binary that passes its own check.
   const runs = config.yggdrasilBinary ?? findYggdrasilBinary() ?? "the first yggdrasil on PATH";
   if (flag !== undefined && flag !== runs && binary) {
@@ -47,8 +48,7 @@ export async function runSetup(ctx: CommandContext, config: NodeConfig = loadCon
     const fix = explicit ? [`${where} (\`command -v yggdrasil\` finds one on PATH), or install Yggdrasil:`, ...installFix(platform)] : installFix(platform);
     checks.push({ check: "yggdrasil binary", ok: false, detail, fix });
   } else {
-    const info = await probeBinary(binary).catch(() => undefined);
-    checks.push({ check: "yggdrasil binary", ok: true, detail: `${binary}${info ? ` (${info.version}, ${info.line} line)` : ""}` });
+    checks.push({ check: "yggdrasil binary", ok: true, detail: `${binary} (${info!.version}, ${info!.line} line)` });
     let priv = await checkPrivileges(binary);
     // Root gives the binary the capability so that unprivileged users (the gateway) can spawn too; pointless when the
     // bounding set lacks it (a file capability cannot raise beyond it).
@@ -77,21 +77,6 @@ export async function runSetup(ctx: CommandContext, config: NodeConfig = loadCon
   for (const a of actions) lines.push(`done ${a}`);
   lines.push(ok ? readyLine(ygg.effectiveMode, ygg.adminSocket) : "not ready: run the fix commands above, then `declaw setup` again");
   return { json: { ok, checks, actions }, text: lines.join("\n"), exitCode: ok ? 0 : 1 };
-}
-
-const VERSION_TIMEOUT_MS = 5000;
-
-/**
- * Whether `path -version` answers as Yggdrasil does: "Build name: ...\nBuild version: ..." (Debian's 0.4.7 prints
- * "unknown" for both, so the line itself is the sign, not a version number). probeBinary reads any output as some
- * version, so it cannot tell.
- */
-function isYggdrasil(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    execFile(path, ["-version"], { timeout: VERSION_TIMEOUT_MS, encoding: "utf8" }, (_err, stdout, stderr) => {
-      resolve(/^Build version:/m.test(`${stdout ?? ""}${stderr ?? ""}`));
-    });
-  });
 }
 
 /**
