@@ -24,8 +24,8 @@ export function formatStatus(s: StatusReport): string {
     `yggdrasil   ${y.effectiveMode} ${y.state}${y.version ? ` (yggdrasil ${y.version})` : ""}${y.keyBinding === "first-use" ? " — address from the system daemon's key; our key is bound to it by first use" : ""}`,
   ];
   if (y.uptimeMs !== undefined) lines.push(`  uptime    ${Math.round(y.uptimeMs / 1000)} s`);
-  // Our own daemon answering while no node runs: one starting right now, or one left by a node that died without
-  // stopping it (with setcap on the binary the kernel drops the death signal that would have taken it down).
+  // Our own daemon answering while no node runs: one starting right now, or one left behind although its guard
+  // (daemon.ts) should have stopped it when its node died (the guard itself killed, say).
   if (!s.node.running && y.effectiveMode === "spawn" && y.state === "running" && y.pid !== undefined) {
     lines.push(`  note      no node runs with this daemon (pid ${y.pid}): a node is starting now, or one ended without stopping it; the next start stops a leftover daemon, or stop it now with \`kill ${y.pid}\``);
   }

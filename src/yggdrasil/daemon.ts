@@ -1,12 +1,11 @@
 /**
- * One spawned daemon process: start it (under `setpriv --pdeathsig SIGKILL` when available, so the kernel kills it
- * if we die without cleaning up), wait until its admin socket answers and its TUN is up, classify why it died, and
- * stop it (SIGTERM, then SIGKILL). Never SIGHUP: both 0.4 and 0.5 exit on it instead of reloading.
+ * One spawned daemon process: start it with its guard (below), wait until its admin socket answers and its TUN is up,
+ * classify why it died, and stop it (SIGTERM, then SIGKILL). Never SIGHUP: both 0.4 and 0.5 exit on it instead of
+ * reloading.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { P2PError, type ErrorCode } from "../core/errors.ts";
 import { getSelf, getTun, AdminCallError, type AdminSelf } from "./admin.ts";
-import { findExecutable } from "./binary.ts";
 import type { RotatingLog } from "./logfile.ts";
 
 export const READY_TIMEOUT_MS = 20_000;
@@ -20,6 +19,8 @@ export interface DaemonExit {
 
 export interface DaemonHandle {
   child: ChildProcess;
+  /** Stops the daemon if this process dies without doing so (startGuard); gone once the daemon has exited. */
+  guard: ChildProcess | undefined;
   pid: number;
   startedAt: number;
   /** Settles once the process has exited (never rejects). */
@@ -32,18 +33,40 @@ export function daemonArgs(confPath: string): string[] {
   return ["-useconffile", confPath];
 }
 
-/** setpriv (util-linux) sets PR_SET_PDEATHSIG and then execs the daemon, so the daemon keeps the child's pid. */
-export function launchCommand(binary: string, confPath: string): { file: string; args: string[]; deathSignal: boolean } {
-  const setpriv = process.platform === "linux" ? findExecutable("setpriv") : undefined;
-  if (setpriv) return { file: setpriv, args: ["--pdeathsig", "SIGKILL", "--", binary, ...daemonArgs(confPath)], deathSignal: true };
-  return { file: binary, args: daemonArgs(confPath), deathSignal: false };
+/**
+ * The guard of a daemon: `sh`, started next to it, blocked reading a pipe from this process. However this process
+ * ends (SIGKILL, a crash, an exit that skipped stop()), the kernel closes our end of the pipe, `read` returns, and the
+ * guard stops the daemon: SIGTERM, then SIGKILL if it is still there 5 s later. A kernel death signal
+ * (`setpriv --pdeathsig`, used before) cannot do this in the usual non-root setup: the kernel drops it when it execs a
+ * binary with file capabilities, and `declaw setup` gives yggdrasil cap_net_admin. The guard runs in its own session
+ * (a Ctrl-C in the terminal does not reach it), does not keep our event loop alive, and is SIGKILLed as soon as the
+ * daemon exits: it must never signal a pid the kernel may since have given to another process. `$1` is the pid.
+ */
+const GUARD_SCRIPT = 'read _; kill -TERM "$1" 2>/dev/null || exit 0; for _ in 1 2 3 4 5; do sleep 1; kill -0 "$1" 2>/dev/null || exit 0; done; kill -KILL "$1" 2>/dev/null; exit 0';
+
+/** Starts the guard of `pid` (see GUARD_SCRIPT); undefined if it cannot start (the pid file is then the only backstop). */
+export function startGuard(pid: number, log: RotatingLog): ChildProcess | undefined {
+  let guard: ChildProcess;
+  try {
+    guard = spawn("/bin/sh", ["-c", GUARD_SCRIPT, "declaw-daemon-guard", String(pid)], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+  } catch (err) {
+    log.note(`cannot start the guard of pid ${pid}: ${(err as Error).message}`);
+    return undefined;
+  }
+  guard.once("error", (err) => log.note(`cannot start the guard of pid ${pid}: ${err.message}`));
+  guard.stdin!.on("error", () => {}); // the guard gone: nothing to write anyway
+  guard.unref();
+  (guard.stdin as unknown as { unref?: () => void }).unref?.();
+  return guard;
 }
 
 export function spawnDaemon(binary: string, confPath: string, log: RotatingLog): DaemonHandle {
-  const cmd = launchCommand(binary, confPath);
-  const child = spawn(cmd.file, cmd.args, { stdio: ["ignore", "pipe", "pipe"] });
+  const args = daemonArgs(confPath);
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const guard = child.pid === undefined ? undefined : startGuard(child.pid, log);
   const handle: DaemonHandle = {
     child,
+    guard,
     pid: child.pid ?? -1,
     startedAt: Date.now(),
     exit: undefined,
@@ -53,19 +76,20 @@ export function spawnDaemon(binary: string, confPath: string, log: RotatingLog):
         if (done) return;
         done = true;
         handle.exit = e;
+        try { guard?.kill("SIGKILL"); } catch { /* already gone */ }
         resolve(e);
       };
       // 'close' (not 'exit'): the pipes are drained, so the log tail holds the daemon's last words (the panic).
       child.once("close", (code, signal) => settle({ code, signal }));
       child.once("error", (err) => {
-        log.note(`cannot start ${cmd.file}: ${err.message}`);
+        log.note(`cannot start ${binary}: ${err.message}`);
         settle({ code: null, signal: null });
       });
     }),
   };
   child.stdout!.on("data", (d: Buffer) => log.write(d));
   child.stderr!.on("data", (d: Buffer) => log.write(d));
-  log.note(`started pid ${String(child.pid)}: ${cmd.file} ${cmd.args.join(" ")}${cmd.deathSignal ? "" : " (no setpriv: relying on the pid file for orphans)"}`);
+  log.note(`started pid ${String(child.pid)}: ${binary} ${args.join(" ")}${guard ? ` (guard pid ${String(guard.pid)})` : ""}`);
   return handle;
 }
 

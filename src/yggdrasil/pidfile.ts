@@ -1,6 +1,7 @@
 /**
- * The pid file of a daemon we spawned, so the next start can kill one left behind (e.g. when setpriv is missing and
- * the parent was SIGKILLed). Pids are reused, and the next start SIGKILLs what the file names, so a pid is only ours
+ * The pid file of a daemon we spawned, so the next start can kill one left behind: the daemon's guard (daemon.ts)
+ * stops it when its node dies, and this is the backstop for when the guard went too (killed with the whole process
+ * tree, say). Pids are reused, and the next start SIGKILLs what the file names, so a pid is only ours
  * if that process's argv is exactly the daemon's (`<binary> -useconffile <conf>`: a `tail -f <conf>` is not) and,
  * when the file records it, the process started when ours did (the pid file holds `<pid> <start time>`; files from
  * before the start time was recorded hold the pid alone and are checked on the argv only).

@@ -87,6 +87,17 @@ export async function startSystemDaemon(
 
 const SETPRIV = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"];
 
+/** Why `setcap` cannot be run here (libcap2-bin missing), or false when it can (a skip reason for node:test). */
+export function setcapMissing(): string | false {
+  try {
+    execFileSync("setcap", ["-h"], { stdio: "ignore" });
+  } catch (err) {
+    // `setcap -h` exits non-zero where it exists; only a missing program is a reason
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as { status?: number }).status === undefined) return "setcap (libcap2-bin) not installed";
+  }
+  return false;
+}
+
 /** Why user `nobody` cannot run the CLI from this checkout (a path it cannot traverse/read), or undefined if it can. */
 export function nobodyCannotRunCli(): string | undefined {
   try {

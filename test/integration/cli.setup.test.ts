@@ -10,19 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { cli } from "../helpers/declaw.ts";
-import { cliAsNobody, nobodyCannotRunCli } from "../helpers/mesh-net.ts";
+import { cliAsNobody, nobodyCannotRunCli, setcapMissing } from "../helpers/mesh-net.ts";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 import { findYggdrasilBinary } from "../../src/yggdrasil/binary.ts";
 
 const avail = netnsAvailable();
 const system = findYggdrasilBinary();
-let hasSetcap = true;
-try {
-  execFileSync("setcap", ["-h"], { stdio: "ignore" });
-} catch (err) {
-  hasSetcap = (err as { status?: number }).status !== undefined && (err as NodeJS.ErrnoException).code !== "ENOENT";
-}
-const skip = !avail.ok ? avail.reason : !system ? "yggdrasil binary not installed" : !hasSetcap ? "setcap (libcap2-bin) not installed" : false;
+const skip = !avail.ok ? avail.reason : !system ? "yggdrasil binary not installed" : setcapMissing();
 
 describe("declaw setup", { skip, timeout: 120_000 }, () => {
   let net: Testnet;

@@ -1,7 +1,7 @@
 /**
  * Spawn mode against the real daemon, each supervisor in a child process inside its own network namespace:
  * the TUN carries our derived address; a SIGKILLed daemon is restarted with the same address; a SIGKILLed parent
- * leaves no daemon behind (setpriv --pdeathsig); stop() leaves nothing.
+ * leaves no daemon behind (its guard stops it); stop() leaves nothing.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";

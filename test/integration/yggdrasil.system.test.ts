@@ -2,19 +2,21 @@
  * System mode and unprivileged runs: a daemon started the way the Debian unit does (`yggdrasil -useconffile X`,
  * AdminListen on a unix socket) is used with keyBinding "first-use" and left running by stop(); as user `nobody`,
  * auto mode reports a coded problem with fix commands instead of throwing, explicit spawn turns the daemon's
- * "panic: permission denied" into P2P_ERR_YGG_NO_PRIVILEGE, and a root-only admin socket yields the group fix.
+ * "panic: permission denied" into P2P_ERR_YGG_NO_PRIVILEGE, and a root-only admin socket yields the group fix; with a
+ * binary given cap_net_admin (what `declaw setup` does) the daemon runs, and goes when the node is SIGKILLed.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { netnsAvailable, Testnet, type Namespace } from "../helpers/netns.ts";
 import { SupervisorChild, processAlive, waitFor, yggdrasilPidsMentioning } from "../helpers/ygg-harness.ts";
 import { YGGDRASIL_BINARY } from "../helpers/ygg-cli.ts";
-import { binaryGrantsNetAdmin } from "../helpers/mesh-net.ts";
+import { binaryGrantsNetAdmin, setcapMissing } from "../helpers/mesh-net.ts";
 import { getSelf } from "../../src/yggdrasil/admin.ts";
+import { CAP_NET_ADMIN, capabilityInMask } from "../../src/yggdrasil/privileges.ts";
 
 const avail = netnsAvailable();
 const skip = !avail.ok ? avail.reason : !YGGDRASIL_BINARY ? "yggdrasil binary not installed" : false;
@@ -151,6 +153,33 @@ test("unprivileged (nobody), auto mode, root-only system socket: the group fix i
     assert.ok(ev.status.problem!.fix.includes("sudo usermod -aG yggdrasil $USER"));
     await sup.call("exit");
   } finally {
+    await net.destroy();
+  }
+});
+
+test("unprivileged (nobody) with a cap_net_admin binary, as after `declaw setup`: the node SIGKILLed, its daemon goes too", { skip: skip || setcapMissing(), timeout: 60_000 }, async () => {
+  const net = new Testnet();
+  const dir = tempDir(NOBODY_UID);
+  // A copy, so that the machine's own binary is never changed; removed with the directory.
+  const copy = join(dir, "yggdrasil");
+  copyFileSync(YGGDRASIL_BINARY!, copy);
+  chmodSync(copy, 0o755);
+  execFileSync("setcap", ["cap_net_admin+ep", copy]);
+  let pid: number | undefined;
+  try {
+    const ns = net.add();
+    const sup = new SupervisorChild({ dataDir: join(dir, "data"), mode: "spawn", binary: copy }, { ns, asUser: "nobody" });
+    const ev = await sup.started;
+    assert.equal(ev.status.state, "running", JSON.stringify(ev));
+    pid = ev.status.pid!;
+    // The case a kernel death signal misses: the daemon got its capability from the file at exec.
+    assert.ok(capabilityInMask(readFileSync(`/proc/${pid}/status`, "utf8"), "CapEff", CAP_NET_ADMIN), "the daemon runs with cap_net_admin");
+    sup.kill();
+    await sup.exited();
+    await waitFor("the daemon to be stopped by its guard", () => !processAlive(pid!), 10_000);
+    assert.deepEqual(yggdrasilPidsMentioning(dir), []);
+  } finally {
+    if (pid !== undefined && processAlive(pid)) process.kill(pid, "SIGKILL");
     await net.destroy();
   }
 });

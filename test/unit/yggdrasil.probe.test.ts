@@ -6,7 +6,7 @@ import { capabilityInMask, getcapGrantsNetAdmin, canSpawnTun, CAP_NET_ADMIN, typ
 import { platformFromOsRelease, installFix, problemNoPrivilege, problemAdminUnreachable, problemBinaryMissing, problemAdminSocketTooLong, problemStartFailed } from "../../src/yggdrasil/diagnose.ts";
 import { UNIX_SOCKET_PATH_MAX_BYTES } from "../../src/yggdrasil/config.ts";
 import { configFromSnake } from "../../src/core/config.ts";
-import { classifyExit, launchCommand } from "../../src/yggdrasil/daemon.ts";
+import { classifyExit } from "../../src/yggdrasil/daemon.ts";
 
 const HELP_047 = "Usage of /usr/sbin/yggdrasil:\n  -address\n  -autoconf\n  -genconf\n  -json\n  -loglevel string\n  -logto string\n  -normaliseconf\n  -subnet\n  -useconf\n  -useconffile string\n  -version\n";
 const HELP_05 = `${HELP_047}  -exportkey\n  -publickey\n`;
@@ -100,12 +100,6 @@ test("classifyExit: a taken interface name (EBUSY) is a retried start failure na
   const other = classifyExit({ code: 2, signal: null }, "panic: some other failure\n\tsrc/tun/tun_linux.go:20 /dev/net/tun\n");
   assert.equal(other.code, "P2P_ERR_YGG_START_FAILED", "the stack below the panic line does not count");
   assert.equal(classifyExit({ code: 2, signal: null }, "panic: open /dev/net/tun: no such file or directory\n").code, "P2P_ERR_YGG_NO_PRIVILEGE");
-});
-
-test("launchCommand wraps the daemon in setpriv --pdeathsig SIGKILL when available", () => {
-  const c = launchCommand("/usr/sbin/yggdrasil", "/d/yggdrasil.conf");
-  assert.deepEqual(c.args.slice(-3), ["/usr/sbin/yggdrasil", "-useconffile", "/d/yggdrasil.conf"].slice(-3));
-  if (c.deathSignal) assert.deepEqual(c.args.slice(0, 3), ["--pdeathsig", "SIGKILL", "--"]);
 });
 
 test("a data dir too long for the spawned daemon's admin socket is a problem with the longest path that fits", () => {
