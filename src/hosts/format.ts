@@ -24,6 +24,10 @@ export function formatStatus(s: StatusReport): string {
     `yggdrasil   ${y.effectiveMode} ${y.state}${y.version ? ` (yggdrasil ${y.version})` : ""}${y.keyBinding === "first-use" ? " — address from the system daemon's key; our key is bound to it by first use" : ""}`,
   ];
   if (y.uptimeMs !== undefined) lines.push(`  uptime    ${Math.round(y.uptimeMs / 1000)} s`);
+  if (y.restart) {
+    const failed = y.restart.failures > 1 ? ` (${y.restart.failures} in a row)` : "";
+    lines.push(`  restart   next start at ${iso(y.restart.at)}${failed}: ${escapeControls(y.restart.reason, { oneLine: true })}`);
+  }
   // Our own daemon answering while no node runs: one starting right now, or one left behind although its guard
   // (daemon.ts) should have stopped it when its node died (the guard itself killed, say).
   if (!s.node.running && y.effectiveMode === "spawn" && y.state === "running" && y.pid !== undefined) {

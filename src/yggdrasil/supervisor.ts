@@ -90,6 +90,8 @@ export class YggdrasilSupervisor {
   readonly #systemAdded = new Set<string>();
   #restartTimer: NodeJS.Timeout | undefined;
   #failures = 0;
+  /** The pending restart (status shows it while restarting). */
+  #nextRestart: { reason: string; at: number } | undefined;
   /** Since when our spawned daemon's admin socket has not answered (undefined: it answered last time). */
   #unansweredSince: number | undefined;
   /** Per peer URI, the redial error last warned about: a peer that keeps failing is reported once, not every call. */
@@ -346,6 +348,7 @@ export class YggdrasilSupervisor {
     this.#address = self.address;
     this.#subnet = self.subnet;
     this.#problem = undefined;
+    this.#nextRestart = undefined;
     this.#state = "running";
     this.#log("info", `daemon pid ${d.pid} running as ${self.address} (${displayVersion(this.#binary!)})`);
   }
@@ -391,6 +394,7 @@ export class YggdrasilSupervisor {
   #scheduleRestart(why: string): void {
     const delay = jitter(RESTART_BACKOFF_MS[Math.min(this.#failures, RESTART_BACKOFF_MS.length - 1)]!);
     this.#failures++;
+    this.#nextRestart = { reason: why, at: Date.now() + delay };
     this.#log("warn", `${why}; restarting in ${delay} ms`);
     const gen = this.#generation;
     this.#restartTimer = setTimeout(() => {
@@ -591,6 +595,7 @@ export class YggdrasilSupervisor {
       }
     }
     if (this.#problem && !s.problem) s.problem = this.#problem;
+    if (this.#state === "restarting" && this.#nextRestart) s.restart = { ...this.#nextRestart, failures: this.#failures };
     return s;
   }
 }

@@ -54,4 +54,9 @@ export interface YggStatus {
   adminSocket?: string;
   peers?: YggPeerStatus[];
   problem?: YggProblem;
+  /**
+   * While restarting (spawn mode): why the daemon is being restarted (how it exited, or why the last start failed),
+   * when the next start is due (ms since the epoch), and how many starts in a row have failed or ended early.
+   */
+  restart?: { reason: string; at: number; failures: number };
 }

@@ -125,3 +125,23 @@ test("status names a daemon of ours that answers while no node runs, with how it
   assert.match(formatStatus(status(false)), /\n {2}note {6}no node runs with this daemon \(pid 4242\): .*the next start stops a leftover daemon, or stop it now with `kill 4242`/);
   assert.doesNotMatch(formatStatus(status(true)), /note/, "with its node running, the daemon is just running");
 });
+
+test("status of a daemon being restarted says why, when the next start is due and how many failed in a row", () => {
+  const at = Date.UTC(2026, 10, 27, 12, 0, 30);
+  const report = (failures: number): StatusReport => ({
+    address: "200::1",
+    publicKey: "k",
+    subnet: "300::/64",
+    dataDir: "/d",
+    peerPort: 8099,
+    node: { running: true, pid: 7, since: 0, host: "declaw", peerPort: 8099 },
+    yggdrasil: { mode: "auto", effectiveMode: "spawn", state: "restarting", keyBinding: "derived", restart: { reason: "restart failed: yggdrasil exited with status 2: panic: boom\x1b[2J", at, failures } },
+    counts: { peers: 0, pending: 0, inbox: 0, queued: 0, failed: 0 },
+    pendingPeers: [],
+    keyMismatches: [],
+  });
+  const text = formatStatus(report(3));
+  assert.match(text, /\n {2}restart {3}next start at 2026-11-27T12:00:30(\.000)?Z \(3 in a row\): restart failed: yggdrasil exited with status 2: panic: boom/);
+  assert.doesNotMatch(text, /\x1b/, "the daemon's words are escaped");
+  assert.doesNotMatch(formatStatus(report(1)), /in a row/);
+});

@@ -184,10 +184,20 @@ test("spawn: a first start that fails is retried with backoff; status shows the 
   const s = new YggdrasilSupervisor({ dataDir: fake.dataDir, identity, mode: "spawn", peers: [], listen: [], multicast: false, binary: fake.binary });
   t.after(() => s.stop());
   await assert.rejects(s.start(), (e: unknown) => e instanceof P2PError && e.code === "P2P_ERR_YGG_START_FAILED");
+  const before = Date.now();
   const failed = await s.status();
   assert.equal(failed.state, "restarting");
   assert.equal(failed.problem?.code, "P2P_ERR_YGG_START_FAILED");
   assert.match(failed.problem!.message, /exited with status 1/);
+  // Status says why it restarts, when the next start is due, and how many failed in a row.
+  assert.match(failed.restart!.reason, /^start failed: yggdrasil exited with status 1/);
+  assert.equal(failed.restart!.failures, 1);
+  assert.ok(failed.restart!.at > before - 1000 && failed.restart!.at <= before + RESTART_BACKOFF_MS[0]! * 1.2 + 100, String(failed.restart!.at - before));
+  const again = await waitFor("a second failed start", async () => {
+    const st = await s.status();
+    return st.restart && st.restart.failures >= 2 ? st : undefined;
+  }, 10_000);
+  assert.match(again.restart!.reason, /^restart failed: yggdrasil exited with status 1/);
 
   fake.repair(); // the cause goes away
   const up = await waitFor("the daemon to be started again", async () => {
@@ -195,6 +205,7 @@ test("spawn: a first start that fails is retried with backoff; status shows the 
     return st.state === "running" ? st : undefined;
   }, 30_000);
   assert.equal(up.problem, undefined);
+  assert.equal(up.restart, undefined, "running: no restart pending");
   assert.equal(up.address, identity.address);
   assert.ok(up.pid && processAlive(up.pid));
   assert.ok(fake.calls().filter((c) => c === "launch").length >= 2);
