@@ -31,6 +31,9 @@ export type SendResult =
   | { state: "queued"; id: string; peer: string; reason: string; nextAttemptAt: number }
   | { state: "failed"; id: string; peer: string; reason: string };
 
+/** A peer the user removed or blocked, and how many messages still queued to it that failed (PEER_REMOVED/BLOCKED). */
+export type PeerChange = PeerRow & { failedQueued: number };
+
 export interface NodeProcessInfo {
   running: boolean;
   pid?: number;
@@ -294,17 +297,19 @@ export class Node {
     return this.store.upsertPeer({ address: addr, alias: o.alias, port: o.port, trust: "trusted", ...keyFields });
   }
 
-  removePeer(peer: string): PeerRow {
+  /** The peer as it was, and how many messages still queued to it were failed (nothing more is sent to it). */
+  removePeer(peer: string): PeerChange {
     const row = this.resolvePeer(peer);
-    this.store.removePeer(row.address);
-    return row;
+    return { ...row, failedQueued: this.store.removePeer(row.address).failedQueued };
   }
 
   allow(peer: string): PeerRow {
-    return this.store.setTrust(this.#addressOf(peer), "trusted");
+    const { failedQueued: _, ...row } = this.store.setTrust(this.#addressOf(peer), "trusted");
+    return row;
   }
 
-  block(peer: string): PeerRow {
+  /** The peer, and how many messages still queued to it were failed (nothing is sent to a blocked peer). */
+  block(peer: string): PeerChange {
     return this.store.setTrust(this.#addressOf(peer), "blocked");
   }
 

@@ -598,21 +598,24 @@ export class Store {
   }
 
   /**
-   * Forgets a peer (its messages stay in the inbox/outbox); messages still queued to it are failed (PEER_REMOVED). An
-   * attempt on its way finds it gone (the outbox checks).
+   * Forgets a peer (its messages stay in the inbox/outbox); messages still queued to it are failed (PEER_REMOVED), and
+   * `failedQueued` says how many. An attempt on its way finds it gone (the outbox checks).
    */
-  removePeer(address: string): boolean {
+  removePeer(address: string): { removed: boolean; failedQueued: number } {
     return this.#tx("remove a peer", () => {
       const removed = Number(this.#deletePeer.run(address).changes) > 0;
-      if (removed) this.#failQueuedTo.run(PEER_REMOVED, address);
-      return removed;
+      const failedQueued = removed ? Number(this.#failQueuedTo.run(PEER_REMOVED, address).changes) : 0;
+      return { removed, failedQueued };
     });
   }
 
-  /** Creates the row (key unpinned) if missing. Blocking fails the messages still queued to the peer (PEER_BLOCKED). */
-  setTrust(address: string, trust: Trust, now: number = Date.now()): PeerRow {
+  /**
+   * Creates the row (key unpinned) if missing. Blocking fails the messages still queued to the peer (PEER_BLOCKED);
+   * `failedQueued` says how many (always 0 for the other trust levels).
+   */
+  setTrust(address: string, trust: Trust, now: number = Date.now()): PeerRow & { failedQueued: number } {
     return this.#tx("change a peer's trust", () => {
-      if (trust === "blocked") this.#failQueuedTo.run(PEER_BLOCKED, address);
+      const failedQueued = trust === "blocked" ? Number(this.#failQueuedTo.run(PEER_BLOCKED, address).changes) : 0;
       const cur = this.#getPeer.get(address);
       if (trust === "trusted" && cur?.trust !== "trusted") this.#reopenHeldOf.run(address);
       if (cur === undefined) {
@@ -620,7 +623,7 @@ export class Store {
       } else {
         this.#updatePeer.run(cur.alias, cur.public_key, cur.key_binding, trust, cur.port, cur.protocol, address);
       }
-      return toPeer(this.#getPeer.get(address) as Row);
+      return { ...toPeer(this.#getPeer.get(address) as Row), failedQueued };
     });
   }
 

@@ -124,6 +124,12 @@ export function formatPeer(verb: string, p: PeerRow): string {
   return `${verb} ${p.alias ? `${p.alias} (${p.address})` : p.address} — trust ${p.trust}, key ${p.keyBinding ?? "not pinned yet"}`;
 }
 
+/** `remove`'s and `block`'s answer: the peer, and the queued messages to it that this failed, if any. */
+export function formatPeerChange(verb: string, p: PeerRow & { failedQueued: number }): string {
+  const n = p.failedQueued;
+  return `${formatPeer(verb, p)}${n > 0 ? `\n${n} message${n === 1 ? "" : "s"} still queued to it failed: nothing more is sent to it (\`outbox\` lists them)` : ""}`;
+}
+
 /** `add`'s answer: the peer, and what a key given by the user that does not derive to the address means. */
 export function formatAddedPeer(p: PeerRow): string {
   const note = p.keyBinding === "user" ? "\nthis key does not derive to the address, so it is pinned on your word: messages from the address signed by any other key are refused (right for a peer behind a system Yggdrasil daemon; check the key with its owner)" : "";

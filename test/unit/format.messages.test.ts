@@ -5,7 +5,7 @@
  */
 import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatMessages, formatSend, formatStatus } from "../../src/hosts/format.ts";
+import { formatMessages, formatPeerChange, formatSend, formatStatus } from "../../src/hosts/format.ts";
 import type { StatusReport } from "../../src/core/node.ts";
 import { PERMANENT_CODES } from "../../src/core/client.ts";
 import type { MessageRow } from "../../src/core/store.ts";
@@ -144,4 +144,11 @@ test("status of a daemon being restarted says why, when the next start is due an
   assert.match(text, /\n {2}restart {3}next start at 2026-11-27T12:00:30(\.000)?Z \(3 in a row\): restart failed: yggdrasil exited with status 2: panic: boom/);
   assert.doesNotMatch(text, /\x1b/, "the daemon's words are escaped");
   assert.doesNotMatch(formatStatus(report(1)), /in a row/);
+});
+
+test("remove and block say how many messages still queued to the peer they failed, and only when there were some", () => {
+  const peer = { address: "200::7", alias: "bob", publicKey: null, keyBinding: null, trust: "blocked" as const, port: 8099, protocol: 2 as const, firstSeen: 1, lastSeen: null, lastKeyMismatchAt: null, lastMismatchKey: null };
+  assert.equal(formatPeerChange("blocked", { ...peer, failedQueued: 0 }), "blocked bob (200::7) — trust blocked, key not pinned yet");
+  assert.equal(formatPeerChange("blocked", { ...peer, failedQueued: 1 }).split("\n")[1], "1 message still queued to it failed: nothing more is sent to it (`outbox` lists them)");
+  assert.match(formatPeerChange("removed", { ...peer, failedQueued: 3 }), /\n3 messages still queued to it failed/);
 });

@@ -147,19 +147,19 @@ test("removing or blocking a peer fails what is still queued to it (with the rea
   node.addPeer(NOBODY, { alias: "gone" });
   const first = await node.send("gone", "queued before the removal");
   assert.equal(first.state, "queued");
-  node.removePeer("gone");
+  assert.equal(node.removePeer("gone").failedQueued, 1, "the user is told how many");
   assert.equal(node.store.getMessage("out", first.id)?.state, "failed");
   assert.equal(node.store.getMessage("out", first.id)?.lastError, PEER_REMOVED);
 
   node.addPeer(NOBODY, { alias: "rude" });
   const second = await node.send("rude", "queued before the block");
-  node.block("rude");
+  assert.equal(node.block("rude").failedQueued, 1);
   const m = node.store.getMessage("out", second.id);
   assert.deepEqual([m?.state, m?.lastError], ["failed", PEER_BLOCKED]);
   assert.ok(!node.store.claimDue(Date.now() + 10 * 86_400_000, 100, LEASE_MS).some((m) => m.id === second.id), "no attempt will claim it");
   const before = node.outbox({ limit: 100 }).length;
   await assert.rejects(node.send("rude", "hello?"), (e: P2PError) => e.code === "P2P_ERR_PEER_BLOCKED" && e.message === "rude is blocked: nothing is sent to a blocked peer" && /allow rude/.test(e.hint ?? ""));
   assert.equal(node.outbox({ limit: 100 }).length, before, "nothing queued");
-  node.allow("rude");
+  assert.equal("failedQueued" in node.allow("rude"), false, "allow fails nothing, and says nothing of it");
   assert.equal((await node.send("rude", "friends again")).state, "queued");
 });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { deriveAddress, formatIPv6 } from "../../src/core/address.ts";
 import { generateKeyPair } from "../../src/core/keys.ts";
 import { LAST_SEEN_RESOLUTION_MS } from "../../src/core/store.ts";
-import { KEY_A, KEY_B, PEER_A, PEER_B, inbound, openTemp } from "../helpers/store-fixture.ts";
+import { KEY_A, KEY_B, PEER_A, PEER_B, inbound, openTemp, outbound } from "../helpers/store-fixture.ts";
 
 test("upsertPeer creates a row with the documented defaults", (t) => {
   const { store } = openTemp(t);
@@ -71,6 +71,22 @@ test("setTrust changes trust and creates a missing row", (t) => {
   assert.equal(q.trust, "blocked");
   assert.equal(q.firstSeen, 77);
   assert.equal(q.publicKey, null);
+  assert.equal(q.failedQueued, 0);
+});
+
+test("removing or blocking a peer says how many messages still queued to it were failed; delivered ones stay", (t) => {
+  const { store } = openTemp(t);
+  store.upsertPeer({ address: PEER_A, trust: "trusted" });
+  store.upsertPeer({ address: PEER_B, trust: "trusted" });
+  for (const id of ["a1", "a2", "a3"]) store.enqueueOutbound(outbound(id, { peer: PEER_A }), 100);
+  store.markDelivered("a3", null, 150);
+  for (const id of ["b1", "b2"]) store.enqueueOutbound(outbound(id, { peer: PEER_B }), 100);
+  assert.deepEqual(store.removePeer(PEER_A), { removed: true, failedQueued: 2 });
+  assert.equal(store.setTrust(PEER_B, "blocked").failedQueued, 2);
+  assert.equal(store.setTrust(PEER_B, "blocked").failedQueued, 0, "nothing left to fail");
+  assert.equal(store.setTrust(PEER_B, "trusted").failedQueued, 0);
+  assert.equal(store.counts().queued, 0);
+  assert.equal(store.getMessage("out", "a3")?.state, "sent");
 });
 
 test("listPeers filters by trust and pages with limit/offset; counts() sees pending peers", (t) => {
@@ -87,8 +103,8 @@ test("removePeer deletes the row but keeps its messages", (t) => {
   const { store } = openTemp(t);
   store.upsertPeer({ address: PEER_A });
   store.acceptInbound([inbound("m1")]);
-  assert.equal(store.removePeer(PEER_A), true);
-  assert.equal(store.removePeer(PEER_A), false);
+  assert.deepEqual(store.removePeer(PEER_A), { removed: true, failedQueued: 0 });
+  assert.deepEqual(store.removePeer(PEER_A), { removed: false, failedQueued: 0 });
   assert.equal(store.getPeer(PEER_A), undefined);
   assert.equal(store.listInbox({ peer: PEER_A }).length, 1);
 });

@@ -12,7 +12,7 @@ import { IDENTITY_FILE } from "../../core/identity.ts";
 import { Node } from "../../core/node.ts";
 import type { MessageRow } from "../../core/store.ts";
 import { escapeControls } from "../../core/text.ts";
-import { formatAddedPeer, formatMessages, formatPeer, formatPeers, formatPing, formatSend, formatStatus, sendFailureHint } from "../format.ts";
+import { formatAddedPeer, formatMessages, formatPeer, formatPeerChange, formatPeers, formatPing, formatSend, formatStatus, sendFailureHint } from "../format.ts";
 import { peerRef } from "../peer-ref.ts";
 import { runSetup } from "./setup.ts";
 
@@ -141,7 +141,7 @@ export const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
       const p = n.removePeer(peerArg(ctx));
-      return { json: p, text: formatPeer("removed", p) };
+      return { json: p, text: formatPeerChange("removed", p) };
     }, { existing: true }),
   },
   ping: {
@@ -243,7 +243,7 @@ export const COMMANDS: Record<string, Command> = {
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
       const p = n.block(peerArg(ctx));
-      return { json: p, text: formatPeer("blocked", p) };
+      return { json: p, text: formatPeerChange("blocked", p) };
     }),
   },
   setup: {

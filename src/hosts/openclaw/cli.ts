@@ -78,7 +78,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
     run: (s, [peer]) =>
       withNode(s, async (n) => {
         const p = n.removePeer(corePeerRef(peer!));
-        return { json: p, text: (await fmt()).formatPeer("removed", p) };
+        return { json: p, text: (await fmt()).formatPeerChange("removed", p) };
       }),
   },
   ping: {
@@ -153,7 +153,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
     run: (s, [peer]) =>
       withNode(s, async (n) => {
         const p = n.block(corePeerRef(peer!));
-        return { json: p, text: (await fmt()).formatPeer("blocked", p) };
+        return { json: p, text: (await fmt()).formatPeerChange("blocked", p) };
       }),
   },
   setup: {
