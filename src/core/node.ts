@@ -319,11 +319,6 @@ export class Node {
     return row ? row.address : requireAddress(peer, true);
   }
 
-  /** The user's alias for a peer address, if it has one (for listings that show who a message is from or to). */
-  aliasOf(address: string): string | undefined {
-    return this.store.getPeer(address)?.alias ?? undefined;
-  }
-
   peers(o: { limit?: number; offset?: number } = {}): PeerRow[] {
     return this.store.listPeers(o);
   }

@@ -53,15 +53,20 @@ export function formatPeers(rows: PeerRow[]): string {
     .join("\n");
 }
 
-/** `aliasOf`: the user's alias for a peer address (the hosts pass the store's), shown before the address. */
-export function formatMessages(rows: MessageRow[], aliasOf: (address: string) => string | null | undefined = () => undefined): string {
+/**
+ * `peerOf`: the peer row of an address (the hosts pass the store's getPeer). Its alias is shown before the address,
+ * and a message from a peer the user has not accepted (pending) or has blocked says so: its text comes from someone
+ * the user has not vouched for.
+ */
+export function formatMessages(rows: MessageRow[], peerOf: (address: string) => Pick<PeerRow, "alias" | "trust"> | undefined = () => undefined): string {
   if (rows.length === 0) return "no messages";
   return rows
     .map((m) => {
       const address = escapeControls(m.peer, { oneLine: true });
-      const alias = aliasOf(m.peer);
-      const peer = alias ? `${escapeControls(alias, { oneLine: true })} (${address})` : address;
-      const arrow = m.direction === "in" ? `from ${peer}` : `to   ${peer}`;
+      const p = peerOf(m.peer);
+      const peer = p?.alias ? `${escapeControls(p.alias, { oneLine: true })} (${address})` : address;
+      const unvouched = m.direction === "in" && p?.trust === "pending" ? " [pending peer: not accepted yet]" : m.direction === "in" && p?.trust === "blocked" ? " [blocked peer]" : "";
+      const arrow = m.direction === "in" ? `from ${peer}${unvouched}` : `to   ${peer}`;
       const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && m.state !== "delivered" ? `: ${escapeControls(m.lastError, { oneLine: true })}` : ""}]` : "";
       // Continuation lines are indented so every line of a message is visibly part of it.
       const id = m.direction === "out" ? ` id ${escapeControls(m.id, { oneLine: true })}` : "";

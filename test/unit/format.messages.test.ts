@@ -37,11 +37,19 @@ const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066
 
 describe("formatMessages", () => {
   it("names a peer by the user's alias before its address; the outbox shows each message's id", () => {
-    const aliases = new Map([["200::2", "alice"]]);
-    const inbound = formatMessages([row({ content: "hi" })], (a) => aliases.get(a));
+    const peers = new Map([["200::2", { alias: "alice", trust: "trusted" as const }], ["200::3", { alias: null, trust: "trusted" as const }]]);
+    const inbound = formatMessages([row({ content: "hi" })], (a) => peers.get(a));
     assert.equal(inbound, "2023-11-14T22:13:20.000Z from alice (200::2)\n  hi");
-    const out = formatMessages([row({ direction: "out", state: "queued", peer: "200::3", id: "m1", content: "yo" })], (a) => aliases.get(a));
+    const out = formatMessages([row({ direction: "out", state: "queued", peer: "200::3", id: "m1", content: "yo" })], (a) => peers.get(a));
     assert.equal(out, "2023-11-14T22:13:20.000Z to   200::3 [queued] id m1\n  yo", "no alias: the address alone");
+  });
+
+  it("marks a message from a peer the user has not accepted, or has blocked; a removed peer's stays plain", () => {
+    const peers = new Map([["200::4", { alias: null, trust: "pending" as const }], ["200::5", { alias: "eve", trust: "blocked" as const }]]);
+    const text = (peer: string) => formatMessages([row({ peer, content: "trust me" })], (a) => peers.get(a)).split("\n")[0];
+    assert.equal(text("200::4"), "2023-11-14T22:13:20.000Z from 200::4 [pending peer: not accepted yet]");
+    assert.equal(text("200::5"), "2023-11-14T22:13:20.000Z from eve (200::5) [blocked peer]");
+    assert.equal(text("200::6"), "2023-11-14T22:13:20.000Z from 200::6");
   });
 
   it("prints a message that tries to overwrite its line and fake a trusted sender with no raw ESC or CR", () => {

@@ -198,7 +198,7 @@ export const COMMANDS: Record<string, Command> = {
     run: (ctx) => withNode(ctx, (n) => {
       const peerOpt = str(ctx, "peer");
       const rows = n.inbox({ peer: peerOpt === undefined ? undefined : peerRef(peerOpt), limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
-      return { json: rows, text: formatMessages(rows, (a) => n.aliasOf(a)) };
+      return { json: rows, text: formatMessages(rows, (a) => n.store.getPeer(a)) };
     }, { existing: true }),
   },
   outbox: {
@@ -208,7 +208,7 @@ export const COMMANDS: Record<string, Command> = {
     args: [0, 0],
     run: (ctx) => withNode(ctx, (n) => {
       const rows = n.outbox({ limit: intFlag(ctx, "limit", 1, 10_000) ?? 20 });
-      return { json: rows, text: formatMessages(rows, (a) => n.aliasOf(a)) };
+      return { json: rows, text: formatMessages(rows, (a) => n.store.getPeer(a)) };
     }, { existing: true }),
   },
   cancel: {
@@ -225,7 +225,7 @@ export const COMMANDS: Record<string, Command> = {
         if (err instanceof P2PError && err.code === "P2P_ERR_BAD_ARGUMENT") throw new OperationError(err.code, err.message, { hint: err.hint, cause: err });
         throw err;
       }
-      return { json: m, text: `cancelled: ${formatMessages([m], (a) => n.aliasOf(a))}` };
+      return { json: m, text: `cancelled: ${formatMessages([m], (a) => n.store.getPeer(a))}` };
     }, { existing: true }),
   },
   allow: {

@@ -116,7 +116,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
     run: (s, _a, o) =>
       withNode(s, async (n) => {
         const rows = n.inbox({ peer: o.peer === undefined ? undefined : corePeerRef(o.peer), limit: intOpt(o.limit, "limit", 1, 10_000) ?? 20 });
-        return { json: rows, text: (await fmt()).formatMessages(rows, (a) => n.aliasOf(a)) };
+        return { json: rows, text: (await fmt()).formatMessages(rows, (a) => n.store.getPeer(a)) };
       }),
   },
   outbox: {
@@ -126,7 +126,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
     run: (s, _a, o) =>
       withNode(s, async (n) => {
         const rows = n.outbox({ limit: intOpt(o.limit, "limit", 1, 10_000) ?? 20 });
-        return { json: rows, text: (await fmt()).formatMessages(rows, (a) => n.aliasOf(a)) };
+        return { json: rows, text: (await fmt()).formatMessages(rows, (a) => n.store.getPeer(a)) };
       }),
   },
   cancel: {
@@ -135,7 +135,7 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
     run: (s, [id]) =>
       withNode(s, async (n) => {
         const m = n.cancel(id!);
-        return { json: m, text: `cancelled: ${(await fmt()).formatMessages([m], (a) => n.aliasOf(a))}` };
+        return { json: m, text: `cancelled: ${(await fmt()).formatMessages([m], (a) => n.store.getPeer(a))}` };
       }),
   },
   allow: {
