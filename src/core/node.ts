@@ -432,7 +432,7 @@ export class Node {
     let ygg: YggStatus;
     if (this.#state === "running" && this.#ygg) ygg = await this.#ygg.status();
     else if (this.#yggStatus) ygg = this.#yggStatus;
-    else if (proc.heartbeat) ygg = proc.heartbeat.yggdrasil;
+    else if (proc.heartbeat) ygg = agedStatus(proc.heartbeat.yggdrasil, Date.now() - proc.heartbeat.updatedAt);
     else if (this.config.yggdrasil === "off") ygg = OFF_STATUS;
     else ygg = await diagnoseYggdrasil({ mode: this.config.yggdrasil, dataDir: this.dataDir, adminSocket: this.config.yggdrasilAdminSocket, binary: this.config.yggdrasilBinary });
     return {
@@ -539,6 +539,18 @@ function identityMissing(dataDir: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "ENOENT";
   }
+}
+
+/**
+ * The Yggdrasil status a heartbeat recorded `ageMs` ago, with its uptimes (the daemon's, its up peers') brought to
+ * now, so that a status read from another process does not lag by up to the heartbeat interval.
+ */
+export function agedStatus(s: YggStatus, ageMs: number): YggStatus {
+  const age = Math.max(0, ageMs);
+  const aged: YggStatus = { ...s };
+  if (s.uptimeMs !== undefined) aged.uptimeMs = s.uptimeMs + age;
+  if (s.peers) aged.peers = s.peers.map((p) => (p.up && p.uptimeMs !== undefined ? { ...p, uptimeMs: p.uptimeMs + age } : p));
+  return aged;
 }
 
 /** Whether `hb` is process `pid`'s and was written within HEARTBEAT_STALE_MS. */
