@@ -37,6 +37,13 @@ export const LAST_ATTEMPT_GRACE_MS = 10 * 60_000;
  * between the nodes and the time in transit.
  */
 export const V1_TS_REUSE_MS = 4 * 60_000;
+/**
+ * No message of this software was queued before this time. A row created earlier was queued while the clock was far
+ * behind (a board without a real-time clock, before NTP set it; such clocks start in 1970 or at the build date):
+ * its real age is unknown, so it is given its maximum age again from the first attempt that sees the clock right,
+ * instead of being failed as long expired without ever being tried.
+ */
+export const PLAUSIBLE_SINCE_MS = Date.UTC(2026, 0, 1);
 
 export function backoffDelay(attempts: number, retryAfterMs?: number): number {
   const base = BACKOFF_MS[Math.min(Math.max(attempts, 0), BACKOFF_MS.length - 1)]!;
@@ -117,9 +124,16 @@ export class Outbox {
   }
 
   /** One delivery attempt of a claimed row; records the outcome in the store. */
-  async attempt(row: MessageRow): Promise<AttemptResult> {
+  async attempt(claimed: MessageRow): Promise<AttemptResult> {
     const { store, self, log } = this.#o;
     const now = Date.now();
+    let row = claimed;
+    if (row.expiresAt !== null && row.createdAt < PLAUSIBLE_SINCE_MS && now >= PLAUSIBLE_SINCE_MS) {
+      const expiresAt = now + Math.max(0, row.expiresAt - row.createdAt);
+      row = { ...row, expiresAt };
+      store.setExpiry(row.id, expiresAt);
+      log.info(`message ${row.id} to ${row.peer} was queued while the clock read ${new Date(row.createdAt).toISOString()}: its maximum age counts from now`);
+    }
     if (row.expiresAt !== null && now >= row.expiresAt + LAST_ATTEMPT_GRACE_MS) {
       const reason = expiredReason(row, now, row.lastError);
       store.markFailed(row.id, reason);

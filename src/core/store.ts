@@ -291,6 +291,7 @@ export class Store {
   #rescheduleQueuedTo: StatementSync;
   #markDelivered: StatementSync;
   #markRetry: StatementSync;
+  #setExpiry: StatementSync;
   #markFailed: StatementSync;
   #rescheduleFarAhead: StatementSync;
   #failQueuedTo: StatementSync;
@@ -394,6 +395,7 @@ export class Store {
       `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL
        WHERE direction = 'out' AND id = ? AND state = 'queued'`,
     );
+    this.#setExpiry = p("UPDATE messages SET expires_at = ? WHERE direction = 'out' AND id = ? AND state = 'queued'");
     this.#markFailed = p(
       `UPDATE messages SET state = 'failed', last_error = ?, lease_until = NULL, next_attempt_at = NULL
        WHERE direction = 'out' AND id = ? AND state = 'queued'`,
@@ -825,6 +827,13 @@ export class Store {
   markRetry(id: string, nextAttemptAt: number, error: string): void {
     this.#run("reschedule a message", () => {
       this.#markRetry.run(nextAttemptAt, error, id);
+    });
+  }
+
+  /** Moves the expiry of a queued outbound row (the outbox, for a row queued under a clock far behind: outbox.ts). */
+  setExpiry(id: string, expiresAt: number): void {
+    this.#run("move a message's expiry", () => {
+      this.#setExpiry.run(expiresAt, id);
     });
   }
 

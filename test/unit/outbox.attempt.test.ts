@@ -19,6 +19,7 @@ import {
   LEASE_MS,
   nextAttemptTime,
   Outbox,
+  PLAUSIBLE_SINCE_MS,
   V1_TS_REUSE_MS,
   v1Timestamp,
 } from "../../src/core/outbox.ts";
@@ -116,6 +117,24 @@ test("a row found long after its expiry (the node was not running) is failed wit
   assert.equal(r.state, "failed");
   assert.match(r.state === "failed" ? r.reason : "", /^expired after 216 h without delivery.*; last error: P2P_ERR_BUSY: earlier$/, "the last error is the earlier one");
   assert.equal(store.getMessage("out", row.id)?.state, "failed");
+});
+
+test("a row queued while the clock was far behind (1970, before NTP) is tried, its maximum age counted from now", async (t) => {
+  const { store } = openTemp(t);
+  const maxAge = 7 * 24 * HOUR_MS;
+  const createdAt = 5_000; // 1970-01-01T00:00:05Z: a board without a real-time clock, before its clock was set
+  const row = queued(store, { createdAt, expiresAt: createdAt + maxAge });
+  const before = Date.now();
+
+  const r = await outbox(store).attempt(row);
+
+  assert.equal(r.state, "queued", "attempted (NOBODY does not answer) and queued again, not failed as expired");
+  const stored = store.getMessage("out", row.id)!;
+  assert.ok(stored.expiresAt! >= before + maxAge && stored.expiresAt! <= Date.now() + maxAge, `expiry ${stored.expiresAt} is a maximum age from now`);
+  assert.equal(stored.attempts, 1);
+
+  // A row queued under a right clock long ago is still failed as expired (the test above): only pre-2026 times move.
+  assert.ok(PLAUSIBLE_SINCE_MS > createdAt && PLAUSIBLE_SINCE_MS < before);
 });
 
 test("backoffDelay: the attempt's step of BACKOFF_MS, +-20%, the last step after that; a longer Retry-After wins", () => {
