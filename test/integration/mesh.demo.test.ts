@@ -38,7 +38,7 @@ function assertExchange(r: { code: number | null; stdout: string; stderr: string
   const out = r.stdout;
   assert.equal(r.code, 0, `${out}\n${r.stderr}`);
   assert.match(out, /\$ declaw send bob "hello from A"\n\s+delivered to 2[0-9a-f:]+ — receipt: stored at \d{4}-\d\d-\d\dT[\d:.]+Z/);
-  assert.match(out, /\[B\] \$ declaw inbox\n\s+\S+ from 2[0-9a-f:]+\n\s+hello from A\n/);
+  assert.match(out, /\[B\] \$ declaw inbox\n\s+\S+ from 2[0-9a-f:]+ \[pending peer: not accepted yet\]\n\s+hello from A\n/, "B has not accepted A yet, and its inbox says so");
   assert.match(out, /\[A\] \$ declaw inbox\n\s+\S+ from bob \(2[0-9a-f:]+\)\n\s+hello back from B\n/, "A added B as bob: its inbox names bob");
   assert.match(out, /pong from 2[0-9a-f:]+ in [\d.]+ ms — verified: answered by 2[0-9a-f:]+ with key \S+ \(key derives to the address\)/);
   assert.match(out, /address {5}2[0-9a-f:]+\n\s+public key {2}\S{44}\n/);
