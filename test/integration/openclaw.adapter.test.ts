@@ -613,6 +613,35 @@ describe("CLI commands and tools", () => {
     }
   });
 
+  it("outside a peer's session p2p_send_message writes only to trusted peers: a new address is never added or trusted by sending", async () => {
+    const dir = tmp();
+    try {
+      const config = { plugins: { entries: { "ipv6-p2p": { config: { data_dir: join(dir, "d"), yggdrasil: "off" } } } } };
+      type T = { execute(id: string, p: Record<string, unknown>): Promise<{ details: any }> };
+      // A turn on another channel (anyone may have started it) or the owner's own: the same rule.
+      const tools: Record<string, T> = Object.fromEntries(createTools({ config, sessionKey: "agent:main:telegram:direct:123" }, undefined, { send: fakeSend }).map((t) => [t.name, t]));
+      const stranger = await tools.p2p_send_message!.execute("1", { peer: PEER_C, text: "hi stranger" });
+      assert.equal(stranger.details.error, "P2P_ERR_PEER_NOT_FOUND", JSON.stringify(stranger.details));
+      assert.match(stranger.details.hint, /add it first with p2p_add_peer, only if your owner asked/);
+      await tools.p2p_add_peer!.execute("2", { address: PEER_A, alias: "alice" });
+      const store = Store.open(join(dir, "d"));
+      try {
+        assert.equal(store.getPeer(PEER_C), undefined, "the stranger was not added");
+        store.upsertPeer({ address: PEER_B, trust: "pending" });
+        const pending = await tools.p2p_send_message!.execute("3", { peer: PEER_B, text: "hi" });
+        assert.equal(pending.details.error, "P2P_ERR_PEER_NOT_FOUND");
+        assert.match(pending.details.hint, /only the owner can accept it: openclaw p2p allow/);
+        assert.equal(store.getPeer(PEER_B)?.trust, "pending", "still pending");
+        const ok = await tools.p2p_send_message!.execute("4", { peer: "alice", text: "hi alice" });
+        assert.equal(ok.details.peer, PEER_A, JSON.stringify(ok.details));
+      } finally {
+        store.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("tools in a peer's session cannot add peers, list contacts, or write to other peers", async () => {
     const dir = tmp();
     try {

@@ -44,7 +44,7 @@ export function setCurrentConfigSource(fn: (() => unknown) | undefined): void {
  * context carries no session, so it cannot tell the owner's turn from one a remote agent started; and Node.send adds
  * an address never seen as a trusted peer. So this path only writes to peers the owner already trusts: a remote
  * agent cannot steer ours into contacting (and trusting) strangers. New peers are added by the owner (`openclaw p2p
- * add`, `/p2p-add`, or p2p_send_message in the owner's own session); replies to a peer go through inbound.ts.
+ * add`, `/p2p-add`, or the p2p_add_peer tool); replies to a peer go through inbound.ts.
  */
 async function sendText(ctx: { cfg: unknown; to: string; text: string }): Promise<{ channel: string; messageId: string; meta?: Record<string, unknown> }> {
   const settings = resolveSettings(pluginConfigFrom(ctx.cfg));

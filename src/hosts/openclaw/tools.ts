@@ -5,6 +5,10 @@
  * In a turn started by a remote peer (the session is an ipv6-p2p peer session) the remote agent may be steering our
  * agent, so the tools shrink to what that conversation needs: no adding peers, no listing the operator's contacts,
  * and sending only back to that same peer, counted against the loop budget.
+ * In every other session p2p_send_message writes only to peers already trusted, as the channel's outbound does
+ * (channel.ts): a turn may have been started by anyone on another channel, and sending to a new address would trust
+ * it (Node.send) and let its messages reach the agent. Trust is given explicitly: p2p_add_peer, or the owner's
+ * `openclaw p2p add` / `allow`.
  */
 import type { Node, SendResult } from "../../core/node.ts";
 import { pluginConfigFrom, resolveSettings, type PluginSettings } from "./config.ts";
@@ -173,6 +177,15 @@ export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string
               throw Object.assign(new Error(`loop budget for this peer is spent (${s.loopBudget} agent messages per ${s.loopWindowMs / 60_000} min)`), { code: "P2P_ERR_RATE_LIMITED" });
             }
             peer = target;
+          } else {
+            const row = n.store.resolvePeer(peer);
+            if (row?.trust !== "trusted") {
+              const next = row
+                ? `only the owner can accept it: openclaw p2p allow ${row.address}`
+                : `add it first with p2p_add_peer, only if your owner asked you to write to this address (or the owner runs: openclaw p2p add ${peer})`;
+              throw Object.assign(new Error(`${peer} is not a trusted peer, and p2p_send_message writes only to peers the owner trusts`), { code: "P2P_ERR_PEER_NOT_FOUND", hint: next });
+            }
+            peer = row.address;
           }
           const r = await sendVia(n, peer, text);
           return result((await import("../format.ts")).formatSend(r), r);
