@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { canonicalAddress, isYggdrasilAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { pingPeer, type PingResult } from "./client.ts";
 import { DEFAULT_CONFIG, type NodeConfig } from "./config.ts";
-import { P2PError } from "./errors.ts";
+import { OperationError, P2PError } from "./errors.ts";
 import { writeFileAtomic } from "./fsutil.ts";
 import { IDENTITY_FILE, loadOrCreateIdentity, type Identity } from "./identity.ts";
 import { silentLogger, type Logger } from "./log.ts";
@@ -336,7 +336,7 @@ export class Node {
   cancel(id: string): MessageRow {
     if (!this.store.cancelOutbound(id)) {
       const m = this.store.getMessage("out", id);
-      throw new P2PError("P2P_ERR_BAD_ARGUMENT", m ? `message ${id} is ${m.state}, not queued: there is nothing to cancel` : `no sent message has id ${id}`, {
+      throw new OperationError("P2P_ERR_BAD_ARGUMENT", m ? `message ${id} is ${m.state}, not queued: there is nothing to cancel` : `no sent message has id ${id}`, {
         hint: "`outbox` lists sent messages with their ids and states; only queued ones can be cancelled",
       });
     }

@@ -9,7 +9,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Store } from "../../src/core/store.ts";
 import type { Node, SendResult } from "../../src/core/node.ts";
@@ -138,6 +138,16 @@ describe("entry and manifest", { skip: !haveOpenClaw && "openclaw not installed"
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("data_dir must be absolute or start with ~/: a relative one would be another directory (and identity) per process", () => {
+    for (const bad of ["p2pdata", "./p2pdata", "~alice/p2p", "../x"]) {
+      assert.throws(() => resolveSettings({ data_dir: bad }), (e: { code?: string; message?: string }) => e.code === "P2P_ERR_CONFIG" && /data_dir must be an absolute path or start with ~\//.test(e.message ?? ""), bad);
+      assert.doesNotMatch(bad, new RegExp(manifest.configSchema.properties.data_dir.pattern), `the manifest schema refuses ${bad} too`);
+    }
+    assert.equal(resolveSettings({ data_dir: "~/p2p" }).dataDir, join(homedir(), "p2p"));
+    assert.equal(resolveSettings({ data_dir: "/srv/p2p" }).dataDir, "/srv/p2p");
+    for (const good of ["~", "~/p2p", "/srv/p2p"]) assert.match(good, new RegExp(manifest.configSchema.properties.data_dir.pattern));
   });
 
   it("manifest schema defaults match the code's defaults; the node's keys have none, so <data_dir>/config.json counts", () => {
@@ -587,6 +597,9 @@ describe("CLI commands and tools", () => {
       const missing = await run("remove", ["nobody"]);
       assert.equal(missing.code, 1);
       assert.equal(missing.json.error, "P2P_ERR_PEER_NOT_FOUND");
+      // Cancelling an id that names no queued message is a failed operation (exit 1), as with `declaw cancel`.
+      const cancel = await run("cancel", ["bogus-id"]);
+      assert.deepEqual([cancel.code, cancel.json.error, cancel.json.message], [1, "P2P_ERR_BAD_ARGUMENT", "no sent message has id bogus-id"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

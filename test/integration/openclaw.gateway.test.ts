@@ -106,6 +106,7 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
       ['plugins.entries["ipv6-p2p"].config.yggdrasil', '"sometimes"'],
       ['plugins.entries["ipv6-p2p"].config.dm_policy', '"everyone"'],
       ['plugins.entries["ipv6-p2p"].config.not_a_key', "1"],
+      ['plugins.entries["ipv6-p2p"].config.data_dir', '"p2pdata"'], // relative: each process would resolve it elsewhere
     ];
     for (const [path, value] of bad) {
       const r = await a.cli(["config", "set", path, value, "--strict-json"]);

@@ -3,10 +3,10 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { defaultDataDir } from "../../core/config.ts";
-import { P2PError, type ErrorCode } from "../../core/errors.ts";
+import { OperationError, P2PError, type ErrorCode } from "../../core/errors.ts";
 import { MAX_CONTENT_BYTES } from "../../core/wire.ts";
 import { escapeControls } from "../../core/text.ts";
-import { COMMANDS, OperationError, type Command } from "./commands.ts";
+import { COMMANDS, type Command } from "./commands.ts";
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 

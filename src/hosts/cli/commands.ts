@@ -10,7 +10,6 @@ import { canonicalAddress } from "../../core/address.ts";
 import { P2PError } from "../../core/errors.ts";
 import { IDENTITY_FILE } from "../../core/identity.ts";
 import { Node } from "../../core/node.ts";
-import type { MessageRow } from "../../core/store.ts";
 import { escapeControls } from "../../core/text.ts";
 import { formatAddedPeer, formatMessages, formatPeer, formatPeerChange, formatPeers, formatPing, formatSend, formatStatus, sendFailureHint } from "../format.ts";
 import { peerRef } from "../peer-ref.ts";
@@ -35,9 +34,6 @@ export interface Command {
   args: [min: number, max: number];
   run(ctx: CommandContext): Promise<CommandOutput>;
 }
-
-/** A refusal that is the operation failing, not a misuse of the command line: exit 1 whatever its code. */
-export class OperationError extends P2PError {}
 
 /** What `send` adds when a message stays queued and no node runs to retry it. */
 const NO_NODE_SENDS = "no node runs on this data directory now: start `declaw run` (or the OpenClaw gateway with this plugin) and it is sent";
@@ -216,15 +212,8 @@ export const COMMANDS: Record<string, Command> = {
     summary: "stop retrying a queued message (ids in `outbox`); it is marked failed",
     args: [1, 1],
     run: (ctx) => withNode(ctx, (n) => {
-      let m: MessageRow;
-      try {
-        m = n.cancel(ctx.positionals[0]!);
-      } catch (err) {
-        // The core's refusal (no such id, or not queued any more: delivered meanwhile, say) is about the outbox's
-        // state, not the command line, so it exits 1 as a failed operation, as naming an unknown peer does.
-        if (err instanceof P2PError && err.code === "P2P_ERR_BAD_ARGUMENT") throw new OperationError(err.code, err.message, { hint: err.hint, cause: err });
-        throw err;
-      }
+      // No such id, or not queued any more (delivered meanwhile, say): an OperationError from the core, exit 1.
+      const m = n.cancel(ctx.positionals[0]!);
       return { json: m, text: `cancelled: ${formatMessages([m], (a) => n.store.getPeer(a))}` };
     }, { existing: true }),
   },

@@ -7,6 +7,7 @@
  * Only registration happens at import; the core loads when a command runs.
  */
 import type { PluginSettings } from "./config.ts";
+import { OperationError } from "../../core/errors.ts";
 import { CHANNEL_ID } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef } from "./target.ts";
@@ -180,7 +181,7 @@ export async function runCli(name: string, s: PluginSettings | (() => PluginSett
     const d = describeError(e);
     if (o.json) out.write(`${JSON.stringify({ error: d.code, message: d.message, hint: d.hint })}\n`);
     else err.write(`openclaw p2p: ${d.message}${d.hint ? `\nnext step: ${d.hint}` : ""}\n`);
-    return d.code === "P2P_ERR_BAD_ARGUMENT" ? 2 : d.code === "P2P_ERR_CONFIG" ? 2 : 1;
+    return (d.code === "P2P_ERR_BAD_ARGUMENT" && !(e instanceof OperationError)) || d.code === "P2P_ERR_CONFIG" ? 2 : 1;
   }
 }
 

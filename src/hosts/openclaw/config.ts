@@ -59,6 +59,11 @@ export function resolveSettings(raw: Record<string, unknown> | undefined): Plugi
   if (dataDirRaw !== undefined && (typeof dataDirRaw !== "string" || dataDirRaw.trim() === "")) {
     throw new PluginConfigError(`${PLUGIN_ID}: data_dir must be a non-empty path`);
   }
+  // A relative path would resolve against each process's working directory: the gateway and `openclaw p2p` run from
+  // elsewhere would each use (and create) another data dir, with another identity.
+  if (typeof dataDirRaw === "string" && dataDirRaw !== "~" && !dataDirRaw.startsWith("~/") && !isAbsolute(dataDirRaw)) {
+    throw new PluginConfigError(`${PLUGIN_ID}: data_dir must be an absolute path or start with ~/ (got "${dataDirRaw}": relative to which directory would depend on where each OpenClaw process runs)`);
+  }
   const dmPolicy = r.dm_policy ?? "allowlist";
   if (dmPolicy !== "allowlist" && dmPolicy !== "pairing" && dmPolicy !== "open") {
     throw new PluginConfigError(`${PLUGIN_ID}: dm_policy must be allowlist, pairing or open`);
