@@ -355,7 +355,7 @@ export class Node {
   async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string) => void } = {}): Promise<SendResult> {
     const kind = o.kind ?? "chat";
     if (!SUPPORTED_KINDS.includes(kind)) throw new P2PError("P2P_ERR_UNSUPPORTED_KIND", `kind "${kind}" is not supported`);
-    if (typeof text !== "string" || text.length === 0) throw new P2PError("P2P_ERR_BAD_ARGUMENT", "message text is empty");
+    if (typeof text !== "string" || text.trim() === "") throw new P2PError("P2P_ERR_BAD_ARGUMENT", text === "" ? "message text is empty" : "message text is only whitespace");
     if (!text.isWellFormed()) throw new P2PError("P2P_ERR_BAD_CONTENT", "message text contains invalid Unicode");
     if (Buffer.byteLength(text, "utf8") > MAX_CONTENT_BYTES) throw new P2PError("P2P_ERR_CONTENT_TOO_LARGE", `message is larger than ${MAX_CONTENT_BYTES} bytes`);
     // Every check before the first change to the store: a refused send leaves no peer and no queued row behind.

@@ -56,7 +56,7 @@ export function formatPeers(rows: PeerRow[]): string {
 /**
  * `peerOf`: the peer row of an address (the hosts pass the store's getPeer). Its alias is shown before the address,
  * and a message from a peer the user has not accepted (pending) or has blocked says so: its text comes from someone
- * the user has not vouched for.
+ * the user has not vouched for. One the OpenClaw host holds back from the agent until then says that instead.
  */
 export function formatMessages(rows: MessageRow[], peerOf: (address: string) => Pick<PeerRow, "alias" | "trust"> | undefined = () => undefined): string {
   if (rows.length === 0) return "no messages";
@@ -65,7 +65,12 @@ export function formatMessages(rows: MessageRow[], peerOf: (address: string) => 
       const address = escapeControls(m.peer, { oneLine: true });
       const p = peerOf(m.peer);
       const peer = p?.alias ? `${escapeControls(p.alias, { oneLine: true })} (${address})` : address;
-      const unvouched = m.direction === "in" && p?.trust === "pending" ? " [pending peer: not accepted yet]" : m.direction === "in" && p?.trust === "blocked" ? " [blocked peer]" : "";
+      const unvouched =
+        m.direction !== "in" ? ""
+        : m.held ? " [held: not given to the agent until you accept the peer]"
+        : p?.trust === "pending" ? " [pending peer: not accepted yet]"
+        : p?.trust === "blocked" ? " [blocked peer]"
+        : "";
       const arrow = m.direction === "in" ? `from ${peer}${unvouched}` : `to   ${peer}`;
       const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && m.state !== "delivered" ? `: ${escapeControls(m.lastError, { oneLine: true })}` : ""}]` : "";
       // Continuation lines are indented so every line of a message is visibly part of it.

@@ -50,6 +50,8 @@ describe("formatMessages", () => {
     assert.equal(text("200::4"), "2023-11-14T22:13:20.000Z from 200::4 [pending peer: not accepted yet]");
     assert.equal(text("200::5"), "2023-11-14T22:13:20.000Z from eve (200::5) [blocked peer]");
     assert.equal(text("200::6"), "2023-11-14T22:13:20.000Z from 200::6");
+    const held = formatMessages([row({ peer: "200::4", content: "let me in", held: true })], (a) => peers.get(a)).split("\n")[0];
+    assert.equal(held, "2023-11-14T22:13:20.000Z from 200::4 [held: not given to the agent until you accept the peer]", "the OpenClaw host's hold says what it means");
   });
 
   it("prints a message that tries to overwrite its line and fake a trusted sender with no raw ESC or CR", () => {

@@ -53,6 +53,16 @@ test("the same refusal for a known peer queues nothing", async (t) => {
   assert.deepEqual(node.outbox(), []);
 });
 
+test("empty or whitespace-only text is refused before anything is stored (every host trims the same way)", async (t) => {
+  const node = openNode(t);
+  node.addPeer(NOBODY, { alias: "bob" });
+  await assert.rejects(node.send("bob", ""), { code: "P2P_ERR_BAD_ARGUMENT", message: "message text is empty" });
+  for (const text of ["   ", "\n\t ", "\u00a0\u2003"]) {
+    await assert.rejects(node.send("bob", text), { code: "P2P_ERR_BAD_ARGUMENT", message: "message text is only whitespace" }, JSON.stringify(text));
+  }
+  assert.deepEqual(node.outbox(), []);
+});
+
 test("sending to the node's own address is refused before the address is added as a peer", async (t) => {
   const node = openNode(t);
   const own = node.address;
