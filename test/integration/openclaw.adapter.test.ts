@@ -20,7 +20,8 @@ import { peerIdFromAddress, parseIPv6 } from "../../src/core/address.ts";
 import { CHANNEL_ID, nodeConfigFor, resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
 import { decide, LoopBudget } from "../../src/hosts/openclaw/policy.ts";
 import { corePeerRef, normalizeTarget, peerFromSessionKey } from "../../src/hosts/openclaw/target.ts";
-import { parseSendArgs } from "../../src/hosts/openclaw/commands.ts";
+import { inSessionTarget, p2pSend, parseSendArgs } from "../../src/hosts/openclaw/commands.ts";
+import { withNode } from "../../src/hosts/openclaw/node-access.ts";
 import { splitUtf8, runInboundLoop } from "../../src/hosts/openclaw/inbound.ts";
 import { runCli } from "../../src/hosts/openclaw/cli.ts";
 import { createTools } from "../../src/hosts/openclaw/tools.ts";
@@ -202,6 +203,28 @@ describe("targets and sessions", () => {
     assert.deepEqual(parseSendArgs(`${idOf(PEER_B)} hi`, undefined), { peer: PEER_B, text: "hi" });
     assert.ok("error" in parseSendArgs("bob", "agent:main:main"));
     assert.ok("error" in parseSendArgs("", `agent:main:ipv6-p2p:direct:${idOf(PEER_B)}`));
+  });
+
+  it("/p2p-send <peer> <text> typed in a peer's conversation: its own peer's name is dropped, another peer's refused", async () => {
+    const dir = tmp();
+    const config = { plugins: { entries: { "ipv6-p2p": { config: { data_dir: join(dir, "d"), yggdrasil: "off" } } } } };
+    const s = resolveSettings({ data_dir: join(dir, "d"), yggdrasil: "off" });
+    await withNode(s, (n) => {
+      n.addPeer(PEER_B, { alias: "bob" });
+      n.addPeer(PEER_C, { alias: "carol" });
+      assert.deepEqual(inSessionTarget(n, PEER_B, "bob see you at 5"), { text: "see you at 5" }, "bob's own name: the rest goes to bob");
+      assert.deepEqual(inSessionTarget(n, PEER_B, `${idOf(PEER_B)} hi`), { text: "hi" });
+      assert.deepEqual(inSessionTarget(n, PEER_B, "see you at 5"), { text: "see you at 5" }, "no peer named: all of it");
+      assert.deepEqual(inSessionTarget(n, PEER_B, "carol"), { text: "carol" }, "one word is the text itself");
+    });
+    const r = await p2pSend({ config, args: "carol should this go to carol?", sessionKey: `agent:main:ipv6-p2p:direct:${idOf(PEER_B)}` } as any);
+    assert.match(r.text, /^p2p: not sent\. In bob's conversation \/p2p-send writes to bob, but your text starts with another peer's name \(carol\); to write to carol, use \/p2p-send carol <text> in your own chat/);
+    const store = Store.open(join(dir, "d"));
+    try {
+      assert.equal(store.listOutbox({}).length, 0, "nothing was queued, to bob or anyone");
+    } finally {
+      store.close();
+    }
   });
 });
 

@@ -6,6 +6,7 @@
  * /p2p-send in a peer's session (`agent:<id>:ipv6-p2p:direct:<peerId>`) takes the peer from the session, so the
  * whole argument is the text; elsewhere the first word is the peer (address, peer id or alias).
  */
+import type { Node } from "../../core/node.ts";
 import { pluginConfigFrom, resolveSettings } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef, peerFromSessionKey } from "./target.ts";
@@ -61,13 +62,31 @@ export function parseSendArgs(args: string | undefined, sessionKey: string | und
   return { peer: corePeerRef(m[1]!), text: m[2]!.trim() };
 }
 
+/**
+ * In a peer's session `/p2p-send <text>` goes to that peer. Text that starts with a known peer's name is the other
+ * form, `/p2p-send <peer> <text>`, typed out of habit: naming the session's own peer just sends the rest to it;
+ * naming another peer is refused (or the text, addressed to carol, would go to bob).
+ */
+export function inSessionTarget(n: Node, sessionPeer: string, text: string): { text: string } | { error: string } {
+  const m = /^(\S+)\s+([\s\S]+)$/.exec(text);
+  const named = m ? n.store.resolvePeer(corePeerRef(m[1]!)) : undefined;
+  if (!m || !named) return { text };
+  const own = n.store.resolvePeer(sessionPeer);
+  if (named.address === (own?.address ?? sessionPeer)) return { text: m[2]!.trim() };
+  const other = named.alias ?? named.address;
+  return { error: `p2p: not sent. In ${own?.alias ?? sessionPeer}'s conversation /p2p-send writes to ${own?.alias ?? sessionPeer}, but your text starts with another peer's name (${other}); to write to ${other}, use /p2p-send ${other} <text> in your own chat, or ${other}'s conversation` };
+}
+
 export async function p2pSend(ctx: SlashContext): Promise<Reply> {
   const parsed = parseSendArgs(ctx.args, ctx.sessionKey);
   if ("error" in parsed) return { text: parsed.error };
   try {
     const s = resolveSettings(pluginConfigFrom(ctx.config));
     return await withNode(s, async (n) => {
-      const r = await n.send(parsed.peer, parsed.text);
+      const sessionPeer = peerFromSessionKey(ctx.sessionKey);
+      const target = sessionPeer === undefined ? { text: parsed.text } : inSessionTarget(n, sessionPeer, parsed.text);
+      if ("error" in target) return { text: target.error };
+      const r = await n.send(parsed.peer, target.text);
       return { text: `p2p: ${(await import("../format.ts")).formatSend(r)}` };
     });
   } catch (err) {
