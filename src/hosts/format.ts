@@ -145,3 +145,15 @@ export function formatAddedPeer(p: PeerRow): string {
   const note = p.keyBinding === "user" ? "\nthis key does not derive to the address, so it is pinned on your word: messages from the address signed by any other key are refused (right for a peer behind a system Yggdrasil daemon; check the key with its owner)" : "";
   return `${formatPeer("added", p)}${note}`;
 }
+
+/** The commands hints name as `declaw` takes them (`allow <peer>`), which `openclaw p2p` also has. */
+const HOST_COMMANDS = ["add", "allow", "block", "cancel", "inbox", "outbox", "peers", "ping", "remove", "send", "setup", "status"];
+const HOST_COMMAND_IN_HINT = new RegExp(`\`(${HOST_COMMANDS.join("|")})(?=[ \`])`, "g");
+
+/**
+ * Hint text with each command it names in backticks (`` `allow 200::1` ``, `` `outbox` ``) written for another host:
+ * `openclaw p2p allow 200::1`. Only for text made here (status, errors, hints), never for message content.
+ */
+export function withCommandPrefix(text: string, prefix: string): string {
+  return text.replace(HOST_COMMAND_IN_HINT, `\`${prefix} $1`);
+}

@@ -620,6 +620,7 @@ describe("CLI commands and tools", () => {
       const missing = await run("remove", ["nobody"]);
       assert.equal(missing.code, 1);
       assert.equal(missing.json.error, "P2P_ERR_PEER_NOT_FOUND");
+      assert.equal(missing.json.hint, "list peers with `openclaw p2p peers`, or add one with `openclaw p2p add <address> --alias NAME`", "hints name this host's commands");
       // Cancelling an id that names no queued message is a failed operation (exit 1), as with `declaw cancel`.
       const cancel = await run("cancel", ["bogus-id"]);
       assert.deepEqual([cancel.code, cancel.json.error, cancel.json.message], [1, "P2P_ERR_BAD_ARGUMENT", "no sent message has id bogus-id"]);

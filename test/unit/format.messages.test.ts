@@ -5,7 +5,7 @@
  */
 import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatMessages, formatPeerChange, formatSend, formatStatus } from "../../src/hosts/format.ts";
+import { formatMessages, formatPeerChange, formatSend, formatStatus, withCommandPrefix } from "../../src/hosts/format.ts";
 import type { StatusReport } from "../../src/core/node.ts";
 import { PERMANENT_CODES } from "../../src/core/client.ts";
 import type { MessageRow } from "../../src/core/store.ts";
@@ -161,4 +161,12 @@ test("remove and block say how many messages still queued to the peer they faile
   assert.equal(formatPeerChange("blocked", { ...peer, failedQueued: 0 }), "blocked bob (200::7) — trust blocked, key not pinned yet");
   assert.equal(formatPeerChange("blocked", { ...peer, failedQueued: 1 }).split("\n")[1], "1 message still queued to it failed: nothing more is sent to it (`outbox` lists them)");
   assert.match(formatPeerChange("removed", { ...peer, failedQueued: 3 }), /\n3 messages still queued to it failed/);
+});
+
+test("hints written for declaw name the same commands for another host: only command names in backticks change", () => {
+  const p = (t: string) => withCommandPrefix(t, "openclaw p2p");
+  assert.equal(p("allow with `allow 200::1`"), "allow with `openclaw p2p allow 200::1`");
+  assert.equal(p("`outbox` lists them; `peers`, then `add <address> --alias NAME`"), "`openclaw p2p outbox` lists them; `openclaw p2p peers`, then `openclaw p2p add <address> --alias NAME`");
+  assert.equal(p("send it with `declaw send` or run `declaw run`"), "send it with `declaw send` or run `declaw run`", "already a full command line");
+  assert.equal(p("`address` and `status:` are no commands; the word allow alone stays"), "`address` and `status:` are no commands; the word allow alone stays");
 });

@@ -39,6 +39,11 @@ function usage(message: string): Error & { code: string } {
   return Object.assign(new Error(message), { code: "P2P_ERR_BAD_ARGUMENT" });
 }
 
+/** Commands whose text output holds message content, which is shown as it is (no command names rewritten in it). */
+const CONTENT_COMMANDS = new Set(["inbox", "outbox", "cancel"]);
+/** How this host's users type the commands that hints name (`allow <peer>` in declaw). */
+const PREFIX = "openclaw p2p";
+
 async function fmt() {
   return import("../format.ts");
 }
@@ -175,12 +180,15 @@ export async function runCli(name: string, s: PluginSettings | (() => PluginSett
     const settings = typeof s === "function" ? s() : s;
     const r = await cmd.run(settings, args, o);
     if (o.json) out.write(`${JSON.stringify(r.json, null, 2)}\n`);
-    else if (r.text) out.write(`${r.text}\n`);
+    else if (r.text) out.write(`${CONTENT_COMMANDS.has(name) ? r.text : (await fmt()).withCommandPrefix(r.text, PREFIX)}\n`);
     return r.exitCode ?? 0;
   } catch (e) {
     const d = describeError(e);
-    if (o.json) out.write(`${JSON.stringify({ error: d.code, message: d.message, hint: d.hint })}\n`);
-    else err.write(`openclaw p2p: ${d.message}${d.hint ? `\nnext step: ${d.hint}` : ""}\n`);
+    const { withCommandPrefix } = await fmt();
+    const hint = d.hint === undefined ? undefined : withCommandPrefix(d.hint, PREFIX);
+    const message = withCommandPrefix(d.message, PREFIX);
+    if (o.json) out.write(`${JSON.stringify({ error: d.code, message, hint })}\n`);
+    else err.write(`openclaw p2p: ${message}${hint ? `\nnext step: ${hint}` : ""}\n`);
     return (d.code === "P2P_ERR_BAD_ARGUMENT" && !(e instanceof OperationError)) || d.code === "P2P_ERR_CONFIG" ? 2 : 1;
   }
 }

@@ -28,12 +28,12 @@ export async function p2pStatus(ctx: SlashContext): Promise<Reply> {
   try {
     const s = resolveSettings(pluginConfigFrom(ctx.config));
     return await withNode(s, async (n) => {
-      const [{ formatStatus }, { LoopBudget }] = await Promise.all([import("../format.ts"), import("./policy.ts")]);
+      const [{ formatStatus, withCommandPrefix }, { LoopBudget }] = await Promise.all([import("../format.ts"), import("./policy.ts")]);
       const st = await n.status();
       const spent = new LoopBudget(n.store, s.loopBudget, s.loopWindowMs).all().filter((b) => b.exhausted);
       const extra = [`policy      dm_policy ${s.dmPolicy}; at most ${s.loopBudget} agent turns per peer per ${s.loopWindowMs / 60_000} min`];
       for (const b of spent) extra.push(`  budget    SPENT for ${b.peer} (${b.used}/${b.limit})`);
-      return { text: `${formatStatus(st)}\n${extra.join("\n")}` };
+      return { text: `${withCommandPrefix(formatStatus(st), "openclaw p2p")}\n${extra.join("\n")}` };
     });
   } catch (err) {
     return fail(err);

@@ -82,7 +82,7 @@ export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string
           const view = restricted ? { address: st.address, publicKey: st.publicKey, node: { running: st.node.running } } : st;
           const text = restricted
             ? `address ${st.address}, key ${st.publicKey}, node ${st.node.running ? "running" : "not running"}`
-            : (await import("../format.ts")).formatStatus(st);
+            : await import("../format.ts").then((f) => f.withCommandPrefix(f.formatStatus(st), "openclaw p2p"));
           return result(text, view);
         });
       } catch (err) {
