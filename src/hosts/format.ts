@@ -4,7 +4,7 @@
  * (message content, a peer's refusal in a last error or reason) goes through `escapeControls` so it cannot drive
  * the owner's terminal.
  */
-import type { SendResult, StatusReport } from "../core/node.ts";
+import type { PeerChange, SendResult, StatusReport } from "../core/node.ts";
 import type { PingResult } from "../core/client.ts";
 import type { MessageRow, PeerRow } from "../core/store.ts";
 import { escapeControls } from "../core/text.ts";
@@ -135,7 +135,7 @@ export function formatPeer(verb: string, p: PeerRow): string {
 }
 
 /** `remove`'s and `block`'s answer: the peer, and the queued messages to it that this failed, if any. */
-export function formatPeerChange(verb: string, p: PeerRow & { failedQueued: number }): string {
+export function formatPeerChange(verb: string, p: PeerChange): string {
   const n = p.failedQueued;
   return `${formatPeer(verb, p)}${n > 0 ? `\n${n} message${n === 1 ? "" : "s"} still queued to it failed: nothing more is sent to it (\`outbox\` lists them)` : ""}`;
 }

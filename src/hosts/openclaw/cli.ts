@@ -8,7 +8,7 @@
  */
 import type { PluginSettings } from "./config.ts";
 import { OperationError } from "../../core/errors.ts";
-import { CHANNEL_ID } from "./config.ts";
+import { CHANNEL_ID, CLI_PREFIX } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef } from "./target.ts";
 
@@ -41,8 +41,6 @@ function usage(message: string): Error & { code: string } {
 
 /** Commands whose text output holds message content, which is shown as it is (no command names rewritten in it). */
 const CONTENT_COMMANDS = new Set(["inbox", "outbox", "cancel"]);
-/** How this host's users type the commands that hints name (`allow <peer>` in declaw). */
-const PREFIX = "openclaw p2p";
 
 async function fmt() {
   return import("../format.ts");
@@ -180,13 +178,13 @@ export async function runCli(name: string, s: PluginSettings | (() => PluginSett
     const settings = typeof s === "function" ? s() : s;
     const r = await cmd.run(settings, args, o);
     if (o.json) out.write(`${JSON.stringify(r.json, null, 2)}\n`);
-    else if (r.text) out.write(`${CONTENT_COMMANDS.has(name) ? r.text : (await fmt()).withCommandPrefix(r.text, PREFIX)}\n`);
+    else if (r.text) out.write(`${CONTENT_COMMANDS.has(name) ? r.text : (await fmt()).withCommandPrefix(r.text, CLI_PREFIX)}\n`);
     return r.exitCode ?? 0;
   } catch (e) {
     const d = describeError(e);
     const { withCommandPrefix } = await fmt();
-    const hint = d.hint === undefined ? undefined : withCommandPrefix(d.hint, PREFIX);
-    const message = withCommandPrefix(d.message, PREFIX);
+    const hint = d.hint === undefined ? undefined : withCommandPrefix(d.hint, CLI_PREFIX);
+    const message = withCommandPrefix(d.message, CLI_PREFIX);
     if (o.json) out.write(`${JSON.stringify({ error: d.code, message, hint })}\n`);
     else err.write(`openclaw p2p: ${message}${hint ? `\nnext step: ${hint}` : ""}\n`);
     return (d.code === "P2P_ERR_BAD_ARGUMENT" && !(e instanceof OperationError)) || d.code === "P2P_ERR_CONFIG" ? 2 : 1;

@@ -12,6 +12,8 @@ import type { NodeConfig } from "../../core/config.ts";
 
 export const PLUGIN_ID = "ipv6-p2p";
 export const CHANNEL_ID = "ipv6-p2p";
+/** How users type this host's commands (hints written for `declaw` name them without it: format.ts withCommandPrefix). */
+export const CLI_PREFIX = "openclaw p2p";
 export const CHANNEL_LABEL = "IPv6 P2P";
 
 export type DmPolicy = "allowlist" | "pairing" | "open";

@@ -11,7 +11,7 @@
  * `openclaw p2p add` / `allow`.
  */
 import type { Node, SendResult } from "../../core/node.ts";
-import { pluginConfigFrom, resolveSettings, type PluginSettings } from "./config.ts";
+import { CLI_PREFIX, pluginConfigFrom, resolveSettings, type PluginSettings } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef, peerFromSessionKey } from "./target.ts";
 
@@ -82,7 +82,7 @@ export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string
           const view = restricted ? { address: st.address, publicKey: st.publicKey, node: { running: st.node.running } } : st;
           const text = restricted
             ? `address ${st.address}, key ${st.publicKey}, node ${st.node.running ? "running" : "not running"}`
-            : await import("../format.ts").then((f) => f.withCommandPrefix(f.formatStatus(st), "openclaw p2p"));
+            : await import("../format.ts").then((f) => f.withCommandPrefix(f.formatStatus(st), CLI_PREFIX));
           return result(text, view);
         });
       } catch (err) {
@@ -181,8 +181,8 @@ export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string
             const row = n.store.resolvePeer(peer);
             if (row?.trust !== "trusted") {
               const next = row
-                ? `only the owner can accept it: openclaw p2p allow ${row.address}`
-                : `add it first with p2p_add_peer, only if your owner asked you to write to this address (or the owner runs: openclaw p2p add ${peer})`;
+                ? `only the owner can accept it: ${CLI_PREFIX} allow ${row.address}`
+                : `add it first with p2p_add_peer, only if your owner asked you to write to this address (or the owner runs: ${CLI_PREFIX} add ${peer})`;
               throw Object.assign(new Error(`${peer} is not a trusted peer, and p2p_send_message writes only to peers the owner trusts`), { code: "P2P_ERR_PEER_NOT_FOUND", hint: next });
             }
             peer = row.address;
