@@ -106,7 +106,10 @@ export class P2PError extends Error {
  * A refusal about the state of things, not about how a command was typed (a message that is no longer queued, an id
  * that names none): hosts exit 1 for it, where other P2P_ERR_BAD_ARGUMENT refusals are usage errors (exit 2).
  */
-export class OperationError extends P2PError {}
+export class OperationError extends P2PError {
+  /** What hosts check (not instanceof: a host may hold another copy of this module). */
+  readonly operation = true;
+}
 
 /** Result of a parser that never throws: either a value or a coded refusal. */
 export type Result<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string };

@@ -23,7 +23,8 @@ import { corePeerRef, normalizeTarget, peerFromSessionKey } from "../../src/host
 import { inSessionTarget, p2pSend, parseSendArgs } from "../../src/hosts/openclaw/commands.ts";
 import { withNode } from "../../src/hosts/openclaw/node-access.ts";
 import { splitUtf8, runInboundLoop } from "../../src/hosts/openclaw/inbound.ts";
-import { runCli } from "../../src/hosts/openclaw/cli.ts";
+import { CLI_COMMANDS, runCli } from "../../src/hosts/openclaw/cli.ts";
+import { P2PError } from "../../src/core/errors.ts";
 import { createTools } from "../../src/hosts/openclaw/tools.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -605,11 +606,13 @@ describe("CLI commands and tools", () => {
         const out: string[] = [];
         const err: string[] = [];
         const code = await runCli(name, s, args, { json: true, ...o }, { write: (x: string) => (out.push(x), true) } as any, { write: (x: string) => (err.push(x), true) } as any);
-        return { code, json: out.length ? JSON.parse(out.join("")) : undefined };
+        return { code, json: out.length ? JSON.parse(out.join("")) : undefined, err: err.join("") };
       };
       const st = await run("status", []);
       assert.equal(st.code, 0);
       assert.equal(st.json.node.running, false);
+      assert.equal(st.err, `openclaw p2p: created a new identity in ${join(dir, "d")} (\`openclaw p2p status\` shows its address)\n`, "a data_dir set wrong does not pass for an empty node");
+      assert.equal((await run("status", [])).err, "", "said once, when it was created");
       const add = await run("add", [PEER_A], { alias: "alice" });
       assert.equal(add.json.trust, "trusted");
       const peers = await run("peers", []);
@@ -624,6 +627,15 @@ describe("CLI commands and tools", () => {
       // Cancelling an id that names no queued message is a failed operation (exit 1), as with `declaw cancel`.
       const cancel = await run("cancel", ["bogus-id"]);
       assert.deepEqual([cancel.code, cancel.json.error, cancel.json.message], [1, "P2P_ERR_BAD_ARGUMENT", "no sent message has id bogus-id"]);
+      // A peer that cannot be reached (what ping throws): the next step, in this host's words.
+      CLI_COMMANDS.unreachable = { args: "", summary: "test", run: async () => { throw new P2PError("P2P_ERR_UNREACHABLE", "no route"); } };
+      try {
+        const u = await run("unreachable", []);
+        assert.equal(u.code, 1);
+        assert.match(u.json.hint, /^check this machine's mesh with `openclaw p2p status` .*`openclaw p2p send` queues messages and retries by itself$/);
+      } finally {
+        delete CLI_COMMANDS.unreachable;
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

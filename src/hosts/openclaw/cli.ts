@@ -6,8 +6,9 @@
  *
  * Only registration happens at import; the core loads when a command runs.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { PluginSettings } from "./config.ts";
-import { OperationError } from "../../core/errors.ts";
 import { CHANNEL_ID, CLI_PREFIX } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef } from "./target.ts";
@@ -41,6 +42,8 @@ function usage(message: string): Error & { code: string } {
 
 /** Commands whose text output holds message content, which is shown as it is (no command names rewritten in it). */
 const CONTENT_COMMANDS = new Set(["inbox", "outbox", "cancel"]);
+/** The next step after P2P_ERR_UNREACHABLE (ping, or send's first attempt failing to connect), as declaw gives it. */
+const UNREACHABLE_HINT = "check this machine's mesh with `status` (a spawned Yggdrasil runs only while the gateway or `declaw run` runs), then that the peer's node is running; `send` queues messages and retries by itself";
 
 async function fmt() {
   return import("../format.ts");
@@ -176,18 +179,24 @@ export async function runCli(name: string, s: PluginSettings | (() => PluginSett
   try {
     if (!cmd) throw usage(`unknown command "${name}"`);
     const settings = typeof s === "function" ? s() : s;
+    const { IDENTITY_FILE } = await import("../../core/identity.ts");
+    const identity = join(settings.dataDir, IDENTITY_FILE);
+    const fresh = !existsSync(identity);
     const r = await cmd.run(settings, args, o);
+    // Opening creates an identity where there is none: a data_dir set wrong would look like an empty node.
+    if (fresh && existsSync(identity)) err.write(`openclaw p2p: created a new identity in ${settings.dataDir} (\`${CLI_PREFIX} status\` shows its address)\n`);
     if (o.json) out.write(`${JSON.stringify(r.json, null, 2)}\n`);
     else if (r.text) out.write(`${CONTENT_COMMANDS.has(name) ? r.text : (await fmt()).withCommandPrefix(r.text, CLI_PREFIX)}\n`);
     return r.exitCode ?? 0;
   } catch (e) {
     const d = describeError(e);
     const { withCommandPrefix } = await fmt();
-    const hint = d.hint === undefined ? undefined : withCommandPrefix(d.hint, CLI_PREFIX);
+    const hint = withCommandPrefix(d.hint ?? (d.code === "P2P_ERR_UNREACHABLE" ? UNREACHABLE_HINT : ""), CLI_PREFIX) || undefined;
     const message = withCommandPrefix(d.message, CLI_PREFIX);
     if (o.json) out.write(`${JSON.stringify({ error: d.code, message, hint })}\n`);
     else err.write(`openclaw p2p: ${message}${hint ? `\nnext step: ${hint}` : ""}\n`);
-    return (d.code === "P2P_ERR_BAD_ARGUMENT" && !(e instanceof OperationError)) || d.code === "P2P_ERR_CONFIG" ? 2 : 1;
+    const operation = (e as { operation?: unknown } | undefined)?.operation === true;
+    return (d.code === "P2P_ERR_BAD_ARGUMENT" && !operation) || d.code === "P2P_ERR_CONFIG" ? 2 : 1;
   }
 }
 
