@@ -146,6 +146,10 @@ export function formatAddedPeer(p: PeerRow): string {
   return `${formatPeer("added", p)}${note}`;
 }
 
+/** The next step after P2P_ERR_UNREACHABLE (a ping, say), for either host: withCommandPrefix names its commands. */
+export const UNREACHABLE_HINT =
+  "check this machine's mesh with `status` (a spawned Yggdrasil runs only while `declaw run` or the gateway runs), then that the peer's node is running; `send` queues messages and retries by itself";
+
 /** The commands hints name as `declaw` takes them (`allow <peer>`), which `openclaw p2p` also has. */
 const HOST_COMMANDS = ["add", "allow", "block", "cancel", "inbox", "outbox", "peers", "ping", "remove", "send", "setup", "status"];
 const HOST_COMMAND_IN_HINT = new RegExp(`\`(${HOST_COMMANDS.join("|")})(?=[ \`])`, "g");

@@ -7,6 +7,7 @@ import { OperationError, P2PError, type ErrorCode } from "../../core/errors.ts";
 import { MAX_CONTENT_BYTES } from "../../core/wire.ts";
 import { escapeControls } from "../../core/text.ts";
 import { COMMANDS, type Command } from "./commands.ts";
+import { UNREACHABLE_HINT, withCommandPrefix } from "../format.ts";
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -147,7 +148,7 @@ function usageError(message: string, hint: string | undefined, json: boolean): n
 function cliHint(code: ErrorCode, command: Command | undefined): string | undefined {
   switch (code) {
     case "P2P_ERR_UNREACHABLE":
-      return "check this machine's mesh with `declaw status` (a spawned Yggdrasil runs only while `declaw run` or the gateway runs), then that the peer's node is running; `declaw send` queues messages and retries by itself";
+      return withCommandPrefix(UNREACHABLE_HINT, "declaw");
     case "P2P_ERR_CONTENT_TOO_LARGE":
       return `send the text in several messages of at most ${MAX_CONTENT_BYTES} bytes (UTF-8) each`;
     case "P2P_ERR_BAD_ARGUMENT":

@@ -42,8 +42,6 @@ function usage(message: string): Error & { code: string } {
 
 /** Commands whose text output holds message content, which is shown as it is (no command names rewritten in it). */
 const CONTENT_COMMANDS = new Set(["inbox", "outbox", "cancel"]);
-/** The next step after P2P_ERR_UNREACHABLE (ping, or send's first attempt failing to connect), as declaw gives it. */
-const UNREACHABLE_HINT = "check this machine's mesh with `status` (a spawned Yggdrasil runs only while the gateway or `declaw run` runs), then that the peer's node is running; `send` queues messages and retries by itself";
 
 async function fmt() {
   return import("../format.ts");
@@ -190,7 +188,7 @@ export async function runCli(name: string, s: PluginSettings | (() => PluginSett
     return r.exitCode ?? 0;
   } catch (e) {
     const d = describeError(e);
-    const { withCommandPrefix } = await fmt();
+    const { withCommandPrefix, UNREACHABLE_HINT } = await fmt();
     const hint = withCommandPrefix(d.hint ?? (d.code === "P2P_ERR_UNREACHABLE" ? UNREACHABLE_HINT : ""), CLI_PREFIX) || undefined;
     const message = withCommandPrefix(d.message, CLI_PREFIX);
     if (o.json) out.write(`${JSON.stringify({ error: d.code, message, hint })}\n`);
