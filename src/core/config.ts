@@ -28,6 +28,12 @@ export interface NodeConfig {
    * 429 P2P_ERR_PENDING_QUOTA and its sender keeps them queued. Not a config.json key: the default is the policy.
    */
   pendingMaxMessages: number;
+  /**
+   * Peers not accepted yet that this node keeps at once; a new sender past that is answered 429 P2P_ERR_PENDING_QUOTA
+   * (and keeps its message queued) until the user allows, blocks or removes some. With pendingMaxMessages this bounds
+   * the disk strangers can fill in total, however many addresses they send from. Not a config.json key either.
+   */
+  pendingMaxPeers: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -48,6 +54,9 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   // A stranger's messages wait for the user's decision; 200 is plenty to introduce oneself, and bounds the disk a
   // stranger can fill to 200 x 64 KiB per address.
   pendingMaxMessages: 200,
+  // Far more strangers than wait for a decision in normal use; with the above, strangers' messages fill at most
+  // 100 x 200 x 64 KiB = 1.25 GiB (at the largest body), whatever number of addresses they use.
+  pendingMaxPeers: 100,
 }) as NodeConfig;
 
 export const CONFIG_FILE = "config.json";

@@ -43,7 +43,7 @@ export const ERROR_TABLE = {
   P2P_ERR_BAD_SIGNATURE: { status: 403, text: "signature does not verify" },
   P2P_ERR_KEY_MISMATCH: { status: 403, text: "public key differs from the key pinned for this address" },
   P2P_ERR_PEER_BLOCKED: { status: 403, text: "sender is blocked" },
-  P2P_ERR_PENDING_QUOTA: { status: 429, text: "this node holds as many messages from you as it keeps before its user accepts you" },
+  P2P_ERR_PENDING_QUOTA: { status: 429, text: "this node holds as many messages from senders its user has not accepted yet as it keeps" },
 
   // --- storage (the receiver could not make the message durable; the sender retries) ---
   P2P_ERR_STORAGE: { status: 503, text: "message could not be stored durably" },

@@ -52,6 +52,8 @@ export interface StatusReport {
   yggdrasil: YggStatus;
   counts: { peers: number; pending: number; inbox: number; queued: number; failed: number };
   pendingPeers: PeerRow[];
+  /** How many pending peers this node keeps (config.pendingMaxPeers): at that count, new senders are refused. */
+  pendingMaxPeers: number;
   keyMismatches: PeerRow[];
 }
 
@@ -445,6 +447,7 @@ export class Node {
       yggdrasil: ygg,
       counts: this.store.counts(),
       pendingPeers: this.store.listPeers({ trust: "pending", limit: 50 }),
+      pendingMaxPeers: this.config.pendingMaxPeers,
       keyMismatches: this.store.listKeyMismatches(),
     };
   }

@@ -343,11 +343,13 @@ export class PeerServer {
   /**
    * Steps 8 and 9 happen in the message's own transaction (Store.acceptInbound): the key is bound to the source (a key
    * that derives to it by construction, otherwise the first key seen is pinned), then a peer the user has not accepted
-   * yet gets config.pendingMaxMessages stored, no more.
+   * yet gets config.pendingMaxMessages stored, no more, and a new sender is not taken past config.pendingMaxPeers
+   * peers not accepted yet.
    */
   #sender(src: Uint8Array, key: string): InboundSender {
     const derived = keyMatchesAddress(Buffer.from(key, "base64"), src);
-    return { key, binding: derived ? "derived" : "tofu", pendingQuota: this.#o.config.pendingMaxMessages };
+    const { pendingMaxMessages, pendingMaxPeers } = this.#o.config;
+    return { key, binding: derived ? "derived" : "tofu", pendingQuota: pendingMaxMessages, pendingPeers: pendingMaxPeers };
   }
 
   async #commit(item: Parameters<CommitBatcher["add"]>[0]): Promise<{ duplicate: boolean; storedAt: number } | Refusal> {
@@ -361,7 +363,10 @@ export class PeerServer {
       }
       // Not stored: the sender keeps it queued and tries again later (or once the user has accepted it).
       if (outcome.overQuota) {
-        return new Refusal("P2P_ERR_PENDING_QUOTA", `this node keeps ${item.sender?.pendingQuota} messages from a peer its user has not accepted yet; retry later`, { "Retry-After": String(PENDING_QUOTA_RETRY_S) });
+        const message = outcome.overQuota === "peers"
+          ? `this node keeps messages from ${item.sender?.pendingPeers} peers its user has not accepted yet, and has that many waiting; retry later`
+          : `this node keeps ${item.sender?.pendingQuota} messages from a peer its user has not accepted yet; retry later`;
+        return new Refusal("P2P_ERR_PENDING_QUOTA", message, { "Retry-After": String(PENDING_QUOTA_RETRY_S) });
       }
       if (!outcome.duplicate) this.#o.onInbound?.();
       return outcome;

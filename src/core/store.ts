@@ -110,16 +110,23 @@ export interface InboundSender {
   binding: "derived" | "tofu";
   /** The item's quota when its peer is still pending (not accepted by the user yet); it overrides `quota`. */
   pendingQuota: number;
+  /**
+   * How many peers not accepted yet (pending) may exist: a sender new to this node that would be one more is not
+   * created and its item not stored ({overQuota: "peers"}), so that strangers' disk use is bounded in total, however
+   * many addresses they send from. Unset: no limit.
+   */
+  pendingPeers?: number;
 }
 /**
  * What became of one inbound item: stored, or already stored (duplicate, with the first storedAt), or not stored
- * because its peer is at its quota (overQuota) or its sender was refused (refused: the peer is blocked, or the item
- * was signed by another key than the one pinned for it); when not stored, duplicate is false and storedAt 0.
+ * because its peer is at its quota (overQuota "messages") or it would be one pending peer too many (overQuota
+ * "peers"), or its sender was refused (refused: the peer is blocked, or the item was signed by another key than the
+ * one pinned for it); when not stored, duplicate is false and storedAt 0.
  */
 export interface InboundOutcome {
   duplicate: boolean;
   storedAt: number;
-  overQuota?: true;
+  overQuota?: "messages" | "peers";
   refused?: "blocked" | "mismatch";
 }
 export interface OutboundItem {
@@ -144,8 +151,10 @@ export interface StoreOptions {
   /** How long a write waits for another process's lock before P2P_ERR_STORAGE; default BUSY_TIMEOUT_MS. */
   busyTimeoutMs?: number;
 }
-export type BindKeyResult = { ok: true; peer: PeerRow } | { ok: false; reason: "mismatch" | "blocked"; peer: PeerRow };
-type Binding = { ok: true; trust: Trust } | { ok: false; reason: "mismatch" | "blocked" };
+/** "full": a new peer would be one pending peer too many (only when a limit is given: InboundSender.pendingPeers). */
+type Refused = "mismatch" | "blocked" | "full";
+export type BindKeyResult = { ok: true; peer: PeerRow } | { ok: false; reason: Refused; peer: PeerRow };
+type Binding = { ok: true; trust: Trust } | { ok: false; reason: Refused };
 
 // SQLite primary result codes (https://www.sqlite.org/rescode.html); node:sqlite reports the extended code in
 // `err.errcode`, whose low byte is the primary code.
@@ -284,6 +293,7 @@ export class Store {
   #insertInbound: StatementSync;
   #inboundStoredAt: StatementSync;
   #countInboundFrom: StatementSync;
+  #countPendingUpTo: StatementSync;
 
   #insertOutbound: StatementSync;
   #claimDue: StatementSync;
@@ -358,6 +368,8 @@ export class Store {
     this.#inboundStoredAt = p("SELECT created_at FROM messages WHERE direction = 'in' AND peer = ? AND id = ?");
     // Bounded: stops counting at the quota (messages_dir_peer_seq).
     this.#countInboundFrom = p("SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE direction = 'in' AND peer = ? LIMIT ?)");
+    // Bounded the same way (peers_trust_order); read only when a sender new to this node arrives.
+    this.#countPendingUpTo = p("SELECT count(*) AS n FROM (SELECT 1 FROM peers WHERE trust = 'pending' LIMIT ?)");
 
     this.#insertOutbound = p(
       `INSERT INTO messages (id, peer, direction, kind, content, ts, created_at, state, attempts, next_attempt_at,
@@ -685,10 +697,11 @@ export class Store {
     return this.#run("save a peer's protocol", () => Number(this.#setProtocol.run(protocol, address).changes) > 0);
   }
 
-  /** bindKey's check and writes, in the caller's transaction. */
-  #bind(address: string, publicKey: string, binding: "derived" | "tofu", now: number, protocol: 1 | 2 = 1): Binding {
+  /** bindKey's check and writes, in the caller's transaction; `maxPending`: see InboundSender.pendingPeers. */
+  #bind(address: string, publicKey: string, binding: "derived" | "tofu", now: number, protocol: 1 | 2 = 1, maxPending?: number): Binding {
     const cur = this.#getPeer.get(address);
     if (cur === undefined) {
+      if (maxPending !== undefined && (this.#countPendingUpTo.get(maxPending)?.n as number) >= maxPending) return { ok: false, reason: "full" };
       this.#insertPeer.run(address, null, publicKey, binding, "pending", DEFAULT_PEER_PORT, 2, now, now);
       return { ok: true, trust: "pending" };
     }
@@ -721,7 +734,8 @@ export class Store {
    * item with a `quota` its peer has reached is not stored ({overQuota}); a duplicate is still answered as one. An
    * item with a `sender` first has its key bound (bindKey, in the same transaction, so the server's check and store
    * cost one transaction, not a read and a write): a refused sender's item is not stored ({refused}, even a
-   * duplicate), and a pending peer's item gets `sender.pendingQuota`.
+   * duplicate), a pending peer's item gets `sender.pendingQuota`, and a sender new to this node is not created past
+   * `sender.pendingPeers` pending peers ({overQuota: "peers"}; a duplicate of a removed peer's message is still one).
    * Returns one result per item, in order. All or nothing: on P2P_ERR_STORAGE no item is stored and none may be
    * acknowledged.
    */
@@ -731,27 +745,34 @@ export class Store {
       const out: InboundOutcome[] = [];
       for (const m of batch) {
         let quota = m.quota;
+        let full = false;
         if (m.sender) {
-          const b = this.#bind(m.peer, m.sender.key, m.sender.binding, m.storedAt, m.protocol);
-          if (!b.ok) {
+          const b = this.#bind(m.peer, m.sender.key, m.sender.binding, m.storedAt, m.protocol, m.sender.pendingPeers);
+          if (!b.ok && b.reason !== "full") {
             out.push({ duplicate: false, storedAt: 0, refused: b.reason });
             continue;
           }
-          if (b.trust === "pending") quota = m.sender.pendingQuota;
+          // A removed peer's messages stay stored: one of them sent again is still answered as a duplicate.
+          if (!b.ok) full = true;
+          else if (b.trust === "pending") quota = m.sender.pendingQuota;
         }
         const replayed = this.#replayGet.get(m.peer, m.id);
         if (replayed !== undefined) {
           out.push({ duplicate: true, storedAt: replayed.stored_at as number });
           continue;
         }
-        if (quota !== undefined) {
+        if (full || quota !== undefined) {
           const stored = this.#inboundStoredAt.get(m.peer, m.id);
           if (stored !== undefined) {
             out.push({ duplicate: true, storedAt: stored.created_at as number });
             continue;
           }
-          if ((this.#countInboundFrom.get(m.peer, quota)?.n as number) >= quota) {
-            out.push({ duplicate: false, storedAt: 0, overQuota: true });
+          if (full) {
+            out.push({ duplicate: false, storedAt: 0, overQuota: "peers" });
+            continue;
+          }
+          if ((this.#countInboundFrom.get(m.peer, quota!)?.n as number) >= quota!) {
+            out.push({ duplicate: false, storedAt: 0, overQuota: "messages" });
             continue;
           }
         }

@@ -119,36 +119,43 @@ describe("formatSend", () => {
   });
 });
 
+/** A status report of a running node with nothing to say, and `over` changed. */
+const statusReport = (over: Partial<StatusReport>): StatusReport => ({
+  address: "200::1",
+  publicKey: "k",
+  subnet: "300::/64",
+  dataDir: "/d",
+  peerPort: 8099,
+  node: { running: true, pid: 7, since: 0, host: "declaw", peerPort: 8099 },
+  yggdrasil: { mode: "off", effectiveMode: "off", state: "stopped", keyBinding: "n/a" },
+  counts: { peers: 0, pending: 0, inbox: 0, queued: 0, failed: 0 },
+  pendingPeers: [],
+  pendingMaxPeers: 100,
+  keyMismatches: [],
+  ...over,
+});
+
 test("status names a daemon of ours that answers while no node runs, with how it goes away", () => {
-  const status = (running: boolean): StatusReport => ({
-    address: "200::1",
-    publicKey: "k",
-    subnet: "300::/64",
-    dataDir: "/d",
-    peerPort: 8099,
+  const status = (running: boolean): StatusReport => statusReport({
     node: running ? { running: true, pid: 7, since: 0, host: "declaw", peerPort: 8099 } : { running: false },
     yggdrasil: { mode: "auto", effectiveMode: "spawn", state: "running", keyBinding: "derived", pid: 4242 },
-    counts: { peers: 0, pending: 0, inbox: 0, queued: 0, failed: 0 },
-    pendingPeers: [],
-    keyMismatches: [],
   });
   assert.match(formatStatus(status(false)), /\n {2}note {6}no node runs with this daemon \(pid 4242\): .*the next start stops a leftover daemon, or stop it now with `kill 4242`/);
   assert.doesNotMatch(formatStatus(status(true)), /note/, "with its node running, the daemon is just running");
 });
 
+test("status says when as many peers wait for a decision as the node keeps, and what frees a place", () => {
+  const report = (pending: number): StatusReport => statusReport({ counts: { peers: pending, pending, inbox: pending, queued: 0, failed: 0 }, pendingMaxPeers: 3 });
+  const full = formatStatus(report(3));
+  assert.match(full, /\n {2}FULL {6}3 peers wait for your decision, the most this node keeps: new senders are refused \(their messages stay queued with them\) until you `allow`, `block` or `remove` some/);
+  assert.match(withCommandPrefix(full, "openclaw p2p"), /until you `openclaw p2p allow`, `openclaw p2p block` or `openclaw p2p remove` some/);
+  assert.doesNotMatch(formatStatus(report(2)), /FULL/);
+});
+
 test("status of a daemon being restarted says why, when the next start is due and how many failed in a row", () => {
   const at = Date.UTC(2026, 10, 27, 12, 0, 30);
-  const report = (failures: number): StatusReport => ({
-    address: "200::1",
-    publicKey: "k",
-    subnet: "300::/64",
-    dataDir: "/d",
-    peerPort: 8099,
-    node: { running: true, pid: 7, since: 0, host: "declaw", peerPort: 8099 },
+  const report = (failures: number): StatusReport => statusReport({
     yggdrasil: { mode: "auto", effectiveMode: "spawn", state: "restarting", keyBinding: "derived", restart: { reason: "restart failed: yggdrasil exited with status 2: panic: boom\x1b[2J", at, failures } },
-    counts: { peers: 0, pending: 0, inbox: 0, queued: 0, failed: 0 },
-    pendingPeers: [],
-    keyMismatches: [],
   });
   const text = formatStatus(report(3));
   assert.match(text, /\n {2}restart {3}next start at 2026-11-27T12:00:30(\.000)?Z \(3 in a row\): restart failed: yggdrasil exited with status 2: panic: boom/);

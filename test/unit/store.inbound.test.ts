@@ -213,7 +213,7 @@ test("a quota stores at most that many messages from a peer, counting earlier it
   ]);
   assert.deepEqual(r, [
     { duplicate: false, storedAt: 2 },
-    { duplicate: false, storedAt: 0, overQuota: true },
+    { duplicate: false, storedAt: 0, overQuota: "messages" },
     { duplicate: true, storedAt: 1 },
     { duplicate: false, storedAt: 5 },
   ]);
@@ -238,11 +238,40 @@ test("a pending sender's items get sender.pendingQuota (earlier items of the bat
   assert.deepEqual(r, [
     { duplicate: false, storedAt: 100 },
     { duplicate: false, storedAt: 101 },
-    { duplicate: false, storedAt: 0, overQuota: true },
+    { duplicate: false, storedAt: 0, overQuota: "messages" },
     { duplicate: true, storedAt: 100 },
   ]);
   store.setTrust(PEER_A, "trusted", 200);
   assert.deepEqual(store.acceptInbound([inbound("c", { storedAt: 300, sender: signedBy(KEY_A, 2) })]), [{ duplicate: false, storedAt: 300 }]);
+});
+
+test("a sender new to this node is not taken past sender.pendingPeers pending peers; known, accepted or removed peers still are", (t) => {
+  const { store } = openTemp(t);
+  const PEER_C = "200:dead:beef::c";
+  const limit2: InboundSender = { ...signedBy(KEY_A, 5), pendingPeers: 2 };
+  assert.deepEqual(store.acceptInbound([inbound("a1", { storedAt: 10, sender: limit2 }), inbound("b1", { storedAt: 10, peer: PEER_B, sender: limit2 })]), [
+    { duplicate: false, storedAt: 10 },
+    { duplicate: false, storedAt: 10 },
+  ]);
+  // A third stranger: not stored, and no peer row either (refused ones must not fill the peers table).
+  assert.deepEqual(store.acceptInbound([inbound("c1", { storedAt: 20, peer: PEER_C, sender: limit2 })]), [{ duplicate: false, storedAt: 0, overQuota: "peers" }]);
+  assert.equal(store.getPeer(PEER_C), undefined);
+  assert.equal(store.getMessage("in", "c1", PEER_C), undefined);
+  // The strangers already waiting keep their own quota.
+  assert.deepEqual(store.acceptInbound([inbound("a2", { storedAt: 30, sender: limit2 })]), [{ duplicate: false, storedAt: 30 }]);
+  // The user decides on one of them: a place is free again.
+  store.setTrust(PEER_A, "trusted", 40);
+  assert.deepEqual(store.acceptInbound([inbound("c1", { storedAt: 50, peer: PEER_C, sender: limit2 })]), [{ duplicate: false, storedAt: 50 }]);
+  // A removed peer's stored message sent again while the places are taken is still a duplicate (its receipt).
+  store.setTrust(PEER_A, "pending", 60);
+  store.removePeer(PEER_C);
+  assert.deepEqual(store.acceptInbound([inbound("c1", { storedAt: 70, peer: PEER_C, sender: limit2 }), inbound("c2", { storedAt: 70, peer: PEER_C, sender: limit2 })]), [
+    { duplicate: true, storedAt: 50 },
+    { duplicate: false, storedAt: 0, overQuota: "peers" },
+  ]);
+  // Without a limit (signedBy) the same sender is taken.
+  assert.deepEqual(store.acceptInbound([inbound("c2", { storedAt: 80, peer: PEER_C, sender: signedBy(KEY_A, 5) })]), [{ duplicate: false, storedAt: 80 }]);
+  assert.equal(store.getPeer(PEER_C)?.trust, "pending");
 });
 
 test("an item signed by another key than the pinned one is refused as a mismatch, recorded on the peer, and not stored", (t) => {

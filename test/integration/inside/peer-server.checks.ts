@@ -333,6 +333,33 @@ describe("peer server checks through real sockets", () => {
     await stillAccepts();
   });
 
+  it("9c. takes at most pendingMaxPeers strangers at once: the next new sender is answered 429 and not stored, until the user decides on one", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "declaw-checks-peers-"));
+    const small = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: PORT + 1, rateLimit: RATE, pendingMaxPeers: 2 } });
+    t.after(async () => {
+      await small.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const to = onLoopback(small.identity.address);
+    await small.start();
+    const send = (s: Sender, content: string) =>
+      http(s.address, to, "POST", "/v2/message", JSON.stringify(buildEnvelope(s, to, "chat", content)), PORT + 1);
+    const [a, b, c] = [newSender(), newSender(), newSender()];
+    assert.equal((await send(a, "a1")).status, 200);
+    assert.equal((await send(b, "b1")).status, 200);
+    const r = await send(c, "c1");
+    assert.equal(r.status, 429, JSON.stringify(r.json));
+    assert.equal(r.json.error, "P2P_ERR_PENDING_QUOTA");
+    assert.match(r.json.message, /2 peers its user has not accepted yet/);
+    assert.equal(r.headers["retry-after"], "600");
+    assert.equal(small.store.getPeer(c.address), undefined, "no peer row for a sender that was not taken");
+    assert.equal(small.inbox({ peer: c.address }).length, 0);
+    assert.equal((await send(a, "a2")).status, 200, "a stranger already waiting keeps its own quota");
+    small.block(b.address);
+    assert.equal((await send(c, "c1 again")).status, 200, "taken once the user blocked one of them");
+    assert.equal(small.store.getPeer(c.address)?.trust, "pending");
+  });
+
   it("10. commits before it answers: the message is in the store when the receipt arrives", async () => {
     const s = newSender();
     const e = envelope(s, {}, "durable");
