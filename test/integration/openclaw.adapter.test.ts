@@ -17,7 +17,7 @@ import { buildEnvelope, newMessageId } from "../../src/core/wire.ts";
 import { generateKeyPair } from "../../src/core/keys.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { peerIdFromAddress, parseIPv6 } from "../../src/core/address.ts";
-import { CHANNEL_ID, nodeConfigFor, resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
+import { CHANNEL_ID, nodeConfigFor, policyLine, resolveSettings, withPeerSessions } from "../../src/hosts/openclaw/config.ts";
 import { decide, LoopBudget } from "../../src/hosts/openclaw/policy.ts";
 import { corePeerRef, normalizeTarget, peerFromSessionKey } from "../../src/hosts/openclaw/target.ts";
 import { inSessionTarget, p2pSend, parseSendArgs } from "../../src/hosts/openclaw/commands.ts";
@@ -152,6 +152,18 @@ describe("entry and manifest", { skip: !haveOpenClaw && "openclaw not installed"
     for (const good of ["~", "~/p2p", "/srv/p2p"]) assert.match(good, new RegExp(manifest.configSchema.properties.data_dir.pattern));
   });
 
+  it("peer_tools: none by default, the names given, or [\"*\"] for OpenClaw's own tool policy; anything else refused", () => {
+    assert.deepEqual(resolveSettings({}).peerTools, []);
+    assert.deepEqual(resolveSettings({ peer_tools: ["web_search", " memory_get "] }).peerTools, ["web_search", "memory_get"]);
+    assert.equal(resolveSettings({ peer_tools: ["*"] }).peerTools, undefined);
+    for (const bad of ["exec", [""], [1], ["  "], Array(257).fill("x")]) {
+      assert.throws(() => resolveSettings({ peer_tools: bad }), (e: { code?: string; message?: string }) => e.code === "P2P_ERR_CONFIG" && /peer_tools must be a list of tool names/.test(e.message ?? ""), JSON.stringify(bad).slice(0, 40));
+    }
+    assert.match(policyLine(resolveSettings({})), /; tools in those turns: none$/);
+    assert.match(policyLine(resolveSettings({ peer_tools: ["web_search", "memory_get"] })), /; tools in those turns: web_search, memory_get$/);
+    assert.match(policyLine(resolveSettings({ peer_tools: ["*"] })), /; tools in those turns: what OpenClaw's tool policy allows$/);
+  });
+
   it("manifest schema defaults match the code's defaults; the node's keys have none, so <data_dir>/config.json counts", () => {
     const p = manifest.configSchema.properties;
     const s = resolveSettings({});
@@ -160,7 +172,8 @@ describe("entry and manifest", { skip: !haveOpenClaw && "openclaw not installed"
     assert.equal(p.loop_window_minutes.default * 60_000, s.loopWindowMs);
     // OpenClaw fills schema defaults into the plugin config, which goes over config.json (the declaw CLI's too): a
     // default on a node key would silently override the file.
-    const hostKeys = ["data_dir", "dm_policy", "loop_budget", "loop_window_minutes"];
+    assert.deepEqual(p.peer_tools.default, s.peerTools);
+    const hostKeys = ["data_dir", "dm_policy", "loop_budget", "loop_window_minutes", "peer_tools"];
     assert.deepEqual(Object.keys(p).filter((k) => !hostKeys.includes(k) && "default" in p[k]), []);
     assert.equal(manifest.configSchema.additionalProperties, false);
     assert.equal(manifest.activation.onStartup, true);
@@ -375,6 +388,7 @@ describe("inbound loop", () => {
       assert.equal(p.extraContext.CommandInterpretationSuppressed, true);
       assert.match(p.extraContext.ChannelPromptContext[0], /remote AI agent/);
       assert.equal(p.conversationLabel, "alice");
+      assert.deepEqual(p.toolsAllow, [], "no tools in a peer's turn unless peer_tools says so");
       await t.waitFor(() => t.store.listOutbox({ limit: 10 }).some((m) => m.content === "hi back" && m.peer === PEER_A), "reply in outbox");
       await t.waitFor(() => t.store.listUnhandled(10).length === 0, "marked handled");
       assert.ok(t.status.some((s) => s.running === true));

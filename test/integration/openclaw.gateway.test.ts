@@ -165,6 +165,15 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
     assert.ok(viaCli.some((m: { content: string }) => m.content.includes("mock reply:")));
   });
 
+  it("a turn a peer's message started offers the model no tools (peer_tools default []), while the owner's turns keep theirs", async () => {
+    const peerTurn = b.modelRequests.find((r) => r.lastUser.includes("hello from alice"));
+    assert.deepEqual(peerTurn?.tools, [], JSON.stringify(peerTurn?.tools));
+    await b.gatewayCall("chat.send", { sessionKey: "main", message: "owner question", idempotencyKey: `own-${Date.now()}` });
+    await b.waitFor(() => b.modelRequests.some((r) => r.lastUser.includes("owner question")), STEP_MS, "the owner's turn at B's model");
+    const ownerTurn = b.modelRequests.find((r) => r.lastUser.includes("owner question"))!;
+    assert.ok(ownerTurn.tools.includes("exec"), `the owner's turn has its tools: ${ownerTurn.tools.join(", ")}`);
+  });
+
   it("/p2p-status runs through chat.send without the model", async () => {
     const before = a.modelRequests.length;
     await a.gatewayCall("chat.send", { sessionKey: "main", message: "/p2p-status", idempotencyKey: `st-${Date.now()}` });

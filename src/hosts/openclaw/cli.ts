@@ -9,7 +9,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { PluginSettings } from "./config.ts";
-import { CHANNEL_ID, CLI_PREFIX } from "./config.ts";
+import { CHANNEL_ID, CLI_PREFIX, policyLine } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef } from "./target.ts";
 
@@ -57,8 +57,8 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
         const [{ formatStatus, iso }, { LoopBudget }] = await Promise.all([fmt(), import("./policy.ts")]);
         const st = await n.status();
         const budgets = new LoopBudget(n.store, s.loopBudget, s.loopWindowMs).all();
-        const openclaw = { dmPolicy: s.dmPolicy, loopBudget: { limit: s.loopBudget, windowMinutes: s.loopWindowMs / 60_000, peers: budgets } };
-        const lines = [formatStatus(st), `policy      dm_policy ${s.dmPolicy}; agent turns per peer: at most ${s.loopBudget} per ${s.loopWindowMs / 60_000} min`];
+        const openclaw = { dmPolicy: s.dmPolicy, loopBudget: { limit: s.loopBudget, windowMinutes: s.loopWindowMs / 60_000, peers: budgets }, peerTools: s.peerTools ?? ["*"] };
+        const lines = [formatStatus(st), policyLine(s)];
         for (const b of budgets) {
           lines.push(
             `  budget    ${b.peer} ${b.used}/${b.limit}${b.exhausted ? ` SPENT until ${iso(b.resetsAt)}` : ""}${b.heldBack ? `; ${b.heldBack} message(s) not given to the agent (last ${iso(b.lastHeldBackAt)})` : ""}`,

@@ -7,7 +7,7 @@
  * whole argument is the text; elsewhere the first word is the peer (address, peer id or alias).
  */
 import type { Node } from "../../core/node.ts";
-import { CLI_PREFIX, pluginConfigFrom, resolveSettings } from "./config.ts";
+import { CLI_PREFIX, pluginConfigFrom, policyLine, resolveSettings } from "./config.ts";
 import { describeError, withNode } from "./node-access.ts";
 import { corePeerRef, peerFromSessionKey } from "./target.ts";
 
@@ -31,7 +31,7 @@ export async function p2pStatus(ctx: SlashContext): Promise<Reply> {
       const [{ formatStatus, withCommandPrefix }, { LoopBudget }] = await Promise.all([import("../format.ts"), import("./policy.ts")]);
       const st = await n.status();
       const spent = new LoopBudget(n.store, s.loopBudget, s.loopWindowMs).all().filter((b) => b.exhausted);
-      const extra = [`policy      dm_policy ${s.dmPolicy}; at most ${s.loopBudget} agent turns per peer per ${s.loopWindowMs / 60_000} min`];
+      const extra = [policyLine(s)];
       for (const b of spent) extra.push(`  budget    SPENT for ${b.peer} (${b.used}/${b.limit})`);
       return { text: `${withCommandPrefix(formatStatus(st), CLI_PREFIX)}\n${extra.join("\n")}` };
     });

@@ -28,11 +28,17 @@ export interface PluginSettings {
   /** Max agent turns one peer's messages start per window (however the agent answers); 0 = no peer message reaches the agent. */
   loopBudget: number;
   loopWindowMs: number;
+  /**
+   * The OpenClaw tools a turn started by a peer's message may call (`toolsAllow` of that turn): none by default, so a
+   * remote agent cannot make ours run commands, read files or write elsewhere; undefined (`["*"]` in the config): what
+   * OpenClaw's own tool policy allows.
+   */
+  peerTools: string[] | undefined;
   /** The snake_case node keys, as given (validated by the core when a Node is opened). */
   nodeKeys: Record<string, unknown>;
 }
 
-const HOST_KEYS = new Set(["data_dir", "dm_policy", "loop_budget", "loop_window_minutes"]);
+const HOST_KEYS = new Set(["data_dir", "dm_policy", "loop_budget", "loop_window_minutes", "peer_tools"]);
 
 export class PluginConfigError extends Error {
   readonly code = "P2P_ERR_CONFIG";
@@ -78,13 +84,24 @@ export function resolveSettings(raw: Record<string, unknown> | undefined): Plugi
   if (typeof windowMin !== "number" || !Number.isFinite(windowMin) || windowMin < 1 || windowMin > 7 * 24 * 60) {
     throw new PluginConfigError(`${PLUGIN_ID}: loop_window_minutes must be a number from 1 to 10080`);
   }
+  const peerTools = r.peer_tools ?? [];
+  if (!Array.isArray(peerTools) || peerTools.length > 256 || peerTools.some((t) => typeof t !== "string" || t.trim() === "" || t.length > 256)) {
+    throw new PluginConfigError(`${PLUGIN_ID}: peer_tools must be a list of tool names (at most 256), such as ["web_search"], or ["*"] for what OpenClaw's tool policy allows`);
+  }
   return {
     dataDir: expandHome(typeof dataDirRaw === "string" ? dataDirRaw : join("~", ".openclaw", "ipv6-p2p")),
     dmPolicy,
     loopBudget,
     loopWindowMs: Math.round(windowMin * 60_000),
+    peerTools: peerTools.includes("*") ? undefined : peerTools.map((t: string) => t.trim()),
     nodeKeys,
   };
+}
+
+/** The status line of what the plugin lets peers do (`openclaw p2p status`, /p2p-status). */
+export function policyLine(s: PluginSettings): string {
+  const tools = s.peerTools === undefined ? "what OpenClaw's tool policy allows" : s.peerTools.length === 0 ? "none" : s.peerTools.join(", ");
+  return `policy      dm_policy ${s.dmPolicy}; at most ${s.loopBudget} agent turns per peer per ${s.loopWindowMs / 60_000} min; tools in those turns: ${tools}`;
 }
 
 /**

@@ -38,6 +38,8 @@ export interface PeerDispatchParams {
   inboundAccessAuthorized?: boolean;
   channelRuntime?: unknown;
   extraContext?: Record<string, unknown>;
+  /** The tools the turn may call (OpenClaw's per-turn `toolsAllow`; [] none); undefined: OpenClaw's tool policy alone. */
+  toolsAllow?: string[];
   /** Called once per reply that should reach the peer (already filtered). */
   deliver: (reply: PeerReply) => Promise<void>;
   onRecordError: (err: unknown) => void;
@@ -118,7 +120,7 @@ export async function dispatchPeerMessage(p: PeerDispatchParams): Promise<{ sess
       onError: p.onDispatchError as never,
     },
     replyPipeline,
-    replyOptions: { onModelSelected },
+    replyOptions: { onModelSelected, ...(p.toolsAllow ? { toolsAllow: [...p.toolsAllow] } : {}) },
   } as never);
   return { sessionKey: route.sessionKey };
 }

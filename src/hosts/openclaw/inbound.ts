@@ -320,7 +320,7 @@ async function runPeerQueue(node: Node, s: PluginSettings, queue: MessageRow[], 
     busy.add(key);
     let outcome: "done" | "retry" = "retry";
     try {
-      outcome = await dispatchOne(node, row, peer, ctx, dispatch, send, cfgNow, hooks.onError, hooks.onOutbound);
+      outcome = await dispatchOne(node, row, peer, s.peerTools, ctx, dispatch, send, cfgNow, hooks.onError, hooks.onOutbound);
     } finally {
       if (outcome === "retry") busy.delete(key);
     }
@@ -360,6 +360,7 @@ async function dispatchOne(
   node: Node,
   row: MessageRow,
   peer: PeerRow | undefined,
+  toolsAllow: string[] | undefined,
   ctx: LoopContext,
   dispatch: DispatchFn,
   send: SendFn,
@@ -424,6 +425,7 @@ async function dispatchOne(
       commandAuthorized: false,
       inboundAccessAuthorized: true,
       channelRuntime: ctx.channelRuntime,
+      toolsAllow,
       extraContext: {
         SenderName: who,
         SenderIsBot: true,
