@@ -321,8 +321,13 @@ export class Node {
     return row ? row.address : requireAddress(peer, true);
   }
 
-  peers(o: { limit?: number; offset?: number } = {}): PeerRow[] {
-    return this.store.listPeers(o);
+  /** Peers in the order first seen; `trust` (any text a user typed) keeps only those of that trust level. */
+  peers(o: { limit?: number; offset?: number; trust?: string } = {}): PeerRow[] {
+    const { trust } = o;
+    if (trust !== undefined && trust !== "trusted" && trust !== "pending" && trust !== "blocked") {
+      throw new P2PError("P2P_ERR_BAD_ARGUMENT", `trust must be trusted, pending or blocked (got "${trust.slice(0, 32)}")`);
+    }
+    return this.store.listPeers({ ...o, trust });
   }
 
   inbox(o: { peer?: string; limit?: number; beforeSeq?: number } = {}): MessageRow[] {

@@ -42,7 +42,7 @@ export function formatStatus(s: StatusReport): string {
   lines.push(`messages    inbox ${c.inbox}, queued ${c.queued}, failed ${c.failed}`);
   lines.push(`peers       ${c.peers} (${c.pending} pending)`);
   if (c.pending >= s.pendingMaxPeers) {
-    lines.push(`  FULL      ${s.pendingMaxPeers} peers wait for your decision, the most this node keeps: new senders are refused (their messages stay queued with them) until you \`allow\`, \`block\` or \`remove\` some`);
+    lines.push(`  FULL      ${s.pendingMaxPeers} peers wait for your decision, the most this node keeps: new senders are refused (their messages stay queued with them) until you \`allow\`, \`block\` or \`remove\` some (\`peers --trust pending\` lists them)`);
   }
   for (const p of s.pendingPeers) lines.push(`  pending   ${p.address} (first seen ${iso(p.firstSeen)}) — allow with \`allow ${p.address}\``);
   for (const p of s.keyMismatches) lines.push(`  KEY MISMATCH ${p.alias ?? p.address} at ${iso(p.lastKeyMismatchAt)}: refused key ${p.lastMismatchKey}`);

@@ -631,6 +631,10 @@ describe("CLI commands and tools", () => {
       assert.equal(add.json.trust, "trusted");
       const peers = await run("peers", []);
       assert.equal(peers.json[0].alias, "alice");
+      assert.deepEqual((await run("peers", [], { trust: "pending" })).json, [], "only the waiting strangers: none");
+      assert.equal((await run("peers", [], { trust: "trusted" })).json[0].alias, "alice");
+      const badTrust = await run("peers", [], { trust: "waiting" });
+      assert.deepEqual([badTrust.code, badTrust.json.error], [2, "P2P_ERR_BAD_ARGUMENT"]);
       const bad = await run("add", [PEER_B], { port: "x" });
       assert.equal(bad.code, 2);
       assert.equal(bad.json.error, "P2P_ERR_BAD_ARGUMENT");

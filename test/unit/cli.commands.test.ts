@@ -134,3 +134,22 @@ test("control characters the user typed are shown escaped in error messages, nev
   const r = declaw(["--data-dir", dir, "add", "200::1", "--alias", alias]);
   assert.match(r.stderr, /alias "x\\u001b\]0;TITLE\\u0007y" must start with a letter/);
 });
+
+test("peers --trust lists only the peers of that trust level (waiting strangers, say); another level is a usage error", (t) => {
+  const dir = tmp(t);
+  const node = Node.open({ dataDir: dir });
+  try {
+    node.addPeer("200::9");
+    node.store.setTrust("200::a", "pending");
+    node.store.setTrust("200::b", "blocked");
+  } finally {
+    node.close();
+  }
+  const list = (trust: string) => JSON.parse(declaw(["--data-dir", dir, "--json", "peers", "--trust", trust]).stdout).map((p: { address: string }) => p.address);
+  assert.deepEqual(list("pending"), ["200::a"]);
+  assert.deepEqual(list("blocked"), ["200::b"]);
+  assert.deepEqual(list("trusted"), ["200::9"]);
+  const bad = declaw(["--data-dir", dir, "peers", "--trust", "waiting"]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /trust must be trusted, pending or blocked \(got "waiting"\)/);
+});

@@ -147,8 +147,8 @@ test("status names a daemon of ours that answers while no node runs, with how it
 test("status says when as many peers wait for a decision as the node keeps, and what frees a place", () => {
   const report = (pending: number): StatusReport => statusReport({ counts: { peers: pending, pending, inbox: pending, queued: 0, failed: 0 }, pendingMaxPeers: 3 });
   const full = formatStatus(report(3));
-  assert.match(full, /\n {2}FULL {6}3 peers wait for your decision, the most this node keeps: new senders are refused \(their messages stay queued with them\) until you `allow`, `block` or `remove` some/);
-  assert.match(withCommandPrefix(full, "openclaw p2p"), /until you `openclaw p2p allow`, `openclaw p2p block` or `openclaw p2p remove` some/);
+  assert.match(full, /\n {2}FULL {6}3 peers wait for your decision, the most this node keeps: new senders are refused \(their messages stay queued with them\) until you `allow`, `block` or `remove` some \(`peers --trust pending` lists them\)/);
+  assert.match(withCommandPrefix(full, "openclaw p2p"), /until you `openclaw p2p allow`, `openclaw p2p block` or `openclaw p2p remove` some \(`openclaw p2p peers --trust pending`/);
   assert.doesNotMatch(formatStatus(report(2)), /FULL/);
 });
 

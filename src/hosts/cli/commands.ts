@@ -177,12 +177,12 @@ export const COMMANDS: Record<string, Command> = {
     }),
   },
   peers: {
-    usage: "peers [--limit N]",
-    summary: "list peers with trust state and key binding",
-    options: { limit: { type: "string" } },
+    usage: "peers [--trust trusted|pending|blocked] [--limit N]",
+    summary: "list peers with trust state and key binding (--trust: only those)",
+    options: { limit: { type: "string" }, trust: { type: "string" } },
     args: [0, 0],
     run: (ctx) => withNode(ctx, (n) => {
-      const rows = n.peers({ limit: intFlag(ctx, "limit", 1, 100_000) ?? 1000 });
+      const rows = n.peers({ limit: intFlag(ctx, "limit", 1, 100_000) ?? 1000, trust: str(ctx, "trust") });
       return { json: rows, text: formatPeers(rows) };
     }, { existing: true }),
   },

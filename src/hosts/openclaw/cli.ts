@@ -106,11 +106,11 @@ export const CLI_COMMANDS: Record<string, { args: string; summary: string; optio
   },
   peers: {
     args: "",
-    summary: "list peers with trust state and key binding",
-    options: [["--limit <n>", "at most this many (default 1000)"]],
+    summary: "list peers with trust state and key binding (--trust: only those)",
+    options: [["--limit <n>", "at most this many (default 1000)"], ["--trust <level>", "only peers that are trusted, pending or blocked"]],
     run: (s, _a, o) =>
       withNode(s, async (n) => {
-        const rows = n.peers({ limit: intOpt(o.limit, "limit", 1, 100_000) ?? 1000 });
+        const rows = n.peers({ limit: intOpt(o.limit, "limit", 1, 100_000) ?? 1000, trust: o.trust });
         return { json: rows, text: (await fmt()).formatPeers(rows) };
       }),
   },
