@@ -62,6 +62,8 @@ const HEARTBEAT_INTERVAL_MS = 10_000;
 const HEARTBEAT_STALE_MS = 45_000;
 const PRUNE_INTERVAL_MS = 10 * 60_000;
 const MESH_WATCH_INTERVAL_MS = 5_000;
+/** How often a peer's inbound messages may make what is queued to it due now (Node.#peerAlive). */
+const PEER_ALIVE_MS = 10_000;
 const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 const SELF_ADDRESS_META = "self_address";
 /** Yggdrasil mode "off": the host manages the mesh (or the tests put addresses on interfaces themselves). */
@@ -99,6 +101,8 @@ export class Node {
   #inboundListeners = new Set<() => void>();
   #meshWatching = false;
   #meshSeen: { pid: number | undefined; up: number } | undefined;
+  /** When each peer last made its queued messages due (#peerAlive, throttled for inbound messages). */
+  #aliveAt = new Map<string, number>();
   /** Source address to bind for outgoing connections (tests only). */
   #localAddress: string | undefined;
 
@@ -174,12 +178,19 @@ export class Node {
         store: this.store,
         config: this.config,
         log: this.#log,
-        onInbound: () => this.#inboundListeners.forEach((cb) => cb()),
+        onInbound: (peer) => {
+          this.#inboundListeners.forEach((cb) => cb());
+          this.#peerAlive(peer, true);
+        },
       });
       const port = await this.#server.listen(this.config.peerPort);
       this.#checkNotStopped();
       this.#log.info(`peer server listening on [::]:${port} as ${this.address}`);
       this.#outbox = new Outbox({ self: this.#self(), store: this.store, log: this.#log, localAddress: this.#localAddress });
+      // What waits out a backoff is tried now: the reason it failed (this node down, a wrong clock, the peer away) may
+      // be gone, and a user who starts the node expects it to try.
+      const due = this.#rescheduleQueued();
+      if (due > 0) this.#log.info(`retrying ${due} queued message(s) now`);
       this.#outbox.start();
       this.#writeHeartbeat();
       this.#timers.push(setInterval(() => this.#writeHeartbeat(), HEARTBEAT_INTERVAL_MS));
@@ -193,6 +204,31 @@ export class Node {
     } finally {
       settled();
     }
+  }
+
+  /** Makes queued messages (every peer's, or one peer's) due now; best effort: they keep their schedule if it fails. */
+  #rescheduleQueued(peer?: string): number {
+    try {
+      return this.store.rescheduleQueued(Date.now(), peer);
+    } catch (err) {
+      this.#log.warn(`could not move queued messages forward: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
+  /**
+   * The peer showed it is up (a message from it, a ping it answered, the user allowed or re-added it): what is queued
+   * to it is tried now, not after its backoff (up to an hour). In any process: a running node's outbox picks due rows
+   * up within a second. `throttled`: for inbound messages, at most once per PEER_ALIVE_MS per peer.
+   */
+  #peerAlive(address: string, throttled = false): void {
+    const now = Date.now();
+    if (throttled) {
+      if (now - (this.#aliveAt.get(address) ?? 0) < PEER_ALIVE_MS) return;
+      if (this.#aliveAt.size >= 4096) this.#aliveAt.clear();
+      this.#aliveAt.set(address, now);
+    }
+    if (this.#rescheduleQueued(address) > 0) this.#outbox?.kick();
   }
 
   /** After each wait of start(): a stop() meanwhile ends the start here (start() then undoes what it did). */
@@ -296,7 +332,9 @@ export class Node {
       // A key that derives to the address is bound by construction; any other key is the user's explicit word.
       keyFields = { publicKey: o.key, keyBinding: keyMatchesAddress(key, parseIPv6(addr)!) ? "derived" : "user" };
     }
-    return this.store.upsertPeer({ address: addr, alias: o.alias, port: o.port, trust: "trusted", ...keyFields });
+    const row = this.store.upsertPeer({ address: addr, alias: o.alias, port: o.port, trust: "trusted", ...keyFields });
+    this.#peerAlive(addr);
+    return row;
   }
 
   /** The peer as it was, and how many messages still queued to it were failed (nothing more is sent to it). */
@@ -307,6 +345,7 @@ export class Node {
 
   allow(peer: string): PeerRow {
     const { failedQueued: _, ...row } = this.store.setTrust(this.#addressOf(peer), "trusted");
+    this.#peerAlive(row.address);
     return row;
   }
 
@@ -422,6 +461,7 @@ export class Node {
     const row = this.store.resolvePeer(canonicalAddress(peer) ?? peer);
     const address = row?.address ?? requireAddress(peer, true);
     const r = await pingPeer({ address, port: row?.port ?? DEFAULT_PEER_PORT, localAddress: this.#localAddress }, row?.publicKey ?? null);
+    if (row) this.#peerAlive(address);
     return r;
   }
 
@@ -471,7 +511,7 @@ export class Node {
       const prev = this.#meshSeen;
       this.#meshSeen = { pid: s.pid, up };
       if (prev && (s.pid !== prev.pid || up > prev.up) && s.state === "running") {
-        const n = this.store.rescheduleQueued(Date.now());
+        const n = this.#rescheduleQueued();
         if (n > 0) this.#log.info(`mesh changed (daemon ${s.pid !== prev.pid ? "restarted" : "gained a peer"}): retrying ${n} queued message(s) now`);
         this.#outbox?.kick();
         this.#writeHeartbeat();

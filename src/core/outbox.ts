@@ -7,7 +7,9 @@
  * the receiver's +-5 minute window. (Legacy v1 attempts keep the first timestamp while it is fresh: see v1Timestamp.)
  *
  * The maximum age is tried out: a retry that would fall after `expiresAt` is moved to `expiresAt`, and only an
- * attempt that ends at or after `expiresAt` without delivery marks the message failed as expired.
+ * attempt that ends at or after `expiresAt` without delivery marks the message failed as expired. A message found
+ * long past its expiry (no node ran then, or the clock was set forward: a board that booted with a stale clock and
+ * queued it before NTP corrected the time) still gets that last attempt: it is never failed without one.
  */
 import { keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { deliverV1, deliverV2, speaksOnlyV1, type Delivery } from "./client.ts";
@@ -25,12 +27,6 @@ export const LEASE_MS = 60_000;
 const POLL_INTERVAL_MS = 1_000;
 const CLAIM_BATCH = 32;
 export const DEFAULT_PEER_PORT = 8099;
-/**
- * The last attempt is due at `expiresAt`, but the worker may claim it a little later (poll interval, a busy batch of
- * slow peers). Up to this long past expiry a row still gets that attempt; later than that (the node was not running
- * then) it is failed as expired without one.
- */
-export const LAST_ATTEMPT_GRACE_MS = 10 * 60_000;
 /**
  * A v1 retry reuses the message's first timestamp while it is at most this old. Receivers of ours accept v1 only
  * within +-5 min (docs/protocol.md section 13, `timestamp_window_seconds`); the minute to spare covers clock skew
@@ -133,11 +129,6 @@ export class Outbox {
       row = { ...row, expiresAt };
       store.setExpiry(row.id, expiresAt);
       log.info(`message ${row.id} to ${row.peer} was queued while the clock read ${new Date(row.createdAt).toISOString()}: its maximum age counts from now`);
-    }
-    if (row.expiresAt !== null && now >= row.expiresAt + LAST_ATTEMPT_GRACE_MS) {
-      const reason = expiredReason(row, now, row.lastError);
-      store.markFailed(row.id, reason);
-      return { state: "failed", reason };
     }
     const peer = store.getPeer(row.peer);
     // removePeer and block fail what is queued; this covers a row claimed just before (nothing is sent to either).

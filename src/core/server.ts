@@ -26,7 +26,8 @@ export interface PeerServerOptions {
   config: NodeConfig;
   log: Logger;
   /** Called after inbound messages were committed (new ones only). */
-  onInbound?: () => void;
+  /** After a new message from `peer` was committed (not for duplicates). */
+  onInbound?: (peer: string) => void;
 }
 
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -368,7 +369,7 @@ export class PeerServer {
           : `this node keeps ${item.sender?.pendingQuota} messages from a peer its user has not accepted yet; retry later`;
         return new Refusal("P2P_ERR_PENDING_QUOTA", message, { "Retry-After": String(PENDING_QUOTA_RETRY_S) });
       }
-      if (!outcome.duplicate) this.#o.onInbound?.();
+      if (!outcome.duplicate) this.#o.onInbound?.(item.peer);
       return outcome;
     } catch (err) {
       return this.#storageRefusal(err);

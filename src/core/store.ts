@@ -299,6 +299,7 @@ export class Store {
   #claimDue: StatementSync;
   #rescheduleQueued: StatementSync;
   #rescheduleQueuedTo: StatementSync;
+  #waitingTo: StatementSync;
   #markDelivered: StatementSync;
   #markRetry: StatementSync;
   #setExpiry: StatementSync;
@@ -398,6 +399,10 @@ export class Store {
     );
     this.#rescheduleQueued = p(
       "UPDATE messages INDEXED BY messages_due SET next_attempt_at = ? WHERE direction = 'out' AND state = 'queued' AND next_attempt_at > ?",
+    );
+    this.#waitingTo = p(
+      `SELECT 1 FROM messages INDEXED BY messages_due_peer
+       WHERE peer = ?2 AND state = 'queued' AND next_attempt_at > ?1 AND direction = 'out' LIMIT 1`,
     );
     this.#rescheduleQueuedTo = p(
       `UPDATE messages INDEXED BY messages_due_peer SET next_attempt_at = ?1
@@ -841,7 +846,12 @@ export class Store {
    * message to it was just delivered); returns how many. Leases are left alone.
    */
   rescheduleQueued(now: number, peer?: string): number {
-    return this.#run("reschedule queued messages", () => Number((peer === undefined ? this.#rescheduleQueued.run(now, now) : this.#rescheduleQueuedTo.run(now, peer)).changes));
+    return this.#run("reschedule queued messages", () => {
+      if (peer === undefined) return Number(this.#rescheduleQueued.run(now, now).changes);
+      // A read first (no write lock) for the usual case with nothing waiting: callers run on every peer's sign of life.
+      if (this.#waitingTo.get(now, peer) === undefined) return 0;
+      return Number(this.#rescheduleQueuedTo.run(now, peer).changes);
+    });
   }
 
   /** attempts++, next try at `nextAttemptAt`, lease released. Only a queued row changes. */

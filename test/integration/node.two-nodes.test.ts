@@ -3,6 +3,8 @@
  * (Yggdrasil off: this checks the node; the mesh has its own suite). Everything goes through the real CLI.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
 import { Store } from "../../src/core/store.ts";
@@ -134,6 +136,52 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     );
     const inbox = await cli(B, dirB.dir, ["inbox", "--limit", "100"]);
     assert.equal(inbox.json.filter((m: { id: string }) => m.id === older.json.id).length, 1);
+  });
+
+  it("a message in a long backoff is tried at once when its peer writes to us (it is up again)", async () => {
+    await nodeB!.stop();
+    const waiting = await cli(A, dirA.dir, ["send", "bob", "queued while you were away, again"]);
+    assert.equal(waiting.json.state, "queued");
+    const store = Store.open(dirA.dir);
+    try {
+      store.markRetry(waiting.json.id, Date.now() + 3_600_000, "P2P_ERR_UNREACHABLE: earlier attempts");
+    } finally {
+      store.close();
+    }
+    nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
+    const hello = await cli(B, dirB.dir, ["send", addrA, "I am back"]);
+    assert.equal(hello.json.state, "delivered", hello.stdout);
+    await waitFor(
+      "the waiting message to go once bob wrote to us (not an hour later)",
+      async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === waiting.json.id && m.state === "delivered"),
+      30_000,
+      500,
+    );
+  });
+
+  it("a message queued with the clock days behind, past its maximum age by the corrected clock, is tried when the node starts, not failed untried", async () => {
+    await nodeB!.stop();
+    const sent = await cli(A, dirA.dir, ["send", "bob", "queued before NTP set the clock"]);
+    assert.equal(sent.json.state, "queued");
+    await nodeA!.stop();
+    // As queued by a clock 8 days behind (max age 7 days), then in a backoff of an hour: the clock is right now.
+    const now = Date.now();
+    const created = now - 8 * 24 * 3_600_000;
+    const db = new DatabaseSync(join(dirA.dir, "peers.db"));
+    try {
+      db.prepare("UPDATE messages SET created_at = ?, expires_at = ?, next_attempt_at = ? WHERE direction = 'out' AND id = ?").run(created, created + 7 * 24 * 3_600_000, now + 3_600_000, sent.json.id);
+    } finally {
+      db.close();
+    }
+    nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
+    nodeA = await startNode(A, dirA.dir, ["--yggdrasil", "off"]);
+    const row = await waitFor(
+      "the message to be delivered once A's node started",
+      async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === sent.json.id && m.state !== "queued"),
+      30_000,
+      500,
+    );
+    assert.equal(row.state, "delivered", JSON.stringify(row));
   });
 
   it("Ctrl-C during a send that gets no answer: the message stays queued (the CLI says so, with its id) and the running node delivers it once", async () => {

@@ -138,6 +138,7 @@ test("CLI: a port below 1024 without root is a config error with the way out, no
   assert.match(r.stderr, /peer port 80 may not be used by this user: ports below 1024 need root/);
   assert.match(r.stderr, /next step: choose another port \(declaw run --port/);
   assert.doesNotMatch(r.stderr, /bug/);
+  assert.match(r.stderr, new RegExp(`^declaw: created a new identity in ${join(dir, "d")} \\(address 2`, "m"), "run on a new (or mistyped) data dir says so too");
 });
 
 test("the data dir: --data-dir, else $DECLAW_DATA_DIR, else the default; always absolute", () => {
@@ -161,7 +162,7 @@ test("errors that come without a next step get one from the CLI, by code", () =>
   assert.equal(unreachable.message, "200:1234:5678::1 port 8099: EHOSTUNREACH");
   assert.match(unreachable.hint ?? "", /declaw status/);
   assert.match(describeCliError(new P2PError("P2P_ERR_CONTENT_TOO_LARGE", "message is larger than 32768 bytes")).hint ?? "", /several messages of at most 32768 bytes/);
-  assert.equal(describeCliError(new P2PError("P2P_ERR_BAD_ARGUMENT", "--limit must be an integer"), COMMANDS.peers).hint, "usage: declaw peers [--limit N]");
+  assert.equal(describeCliError(new P2PError("P2P_ERR_BAD_ARGUMENT", "--limit must be an integer"), COMMANDS.peers).hint, "usage: declaw peers [--trust trusted|pending|blocked] [--limit N]");
   assert.equal(describeCliError(new P2PError("P2P_ERR_CONFIG", "x", { hint: "its own" })).hint, "its own", "an error's own hint wins");
   const bug = describeCliError(new TypeError("boom"));
   assert.equal(bug.code, "P2P_ERR_INTERNAL");
