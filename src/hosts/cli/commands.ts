@@ -46,13 +46,18 @@ const NO_NODE_SENDS = "no node runs on this data directory now: start `declaw ru
  */
 function withNode<T>(ctx: CommandContext, fn: (node: Node) => Promise<T> | T, o: { existing?: boolean } = {}): Promise<T> {
   if (o.existing) requireDataDir(ctx.dataDir);
-  const fresh = !existsSync(join(ctx.dataDir, IDENTITY_FILE));
-  const config = loadConfig(ctx);
-  const node = Node.open({ dataDir: ctx.dataDir, config });
-  if (fresh) process.stderr.write(`declaw: created a new identity in ${escapeControls(ctx.dataDir, { oneLine: true })} (address ${node.address})\n`);
+  const node = openNode(ctx, { config: loadConfig(ctx) });
   return Promise.resolve()
     .then(() => fn(node))
     .finally(() => node.close());
+}
+
+/** Node.open on the command's data dir, saying on stderr when that created a new identity (see withNode). */
+export function openNode(ctx: CommandContext, o: Omit<Parameters<typeof Node.open>[0], "dataDir">): Node {
+  const fresh = !existsSync(join(ctx.dataDir, IDENTITY_FILE));
+  const node = Node.open({ dataDir: ctx.dataDir, ...o });
+  if (fresh) process.stderr.write(`declaw: created a new identity in ${escapeControls(ctx.dataDir, { oneLine: true })} (address ${node.address})\n`);
+  return node;
 }
 
 /** `<data_dir>/config.json`, saying on stderr which of its keys no host reads from there (they would be silently moot). */

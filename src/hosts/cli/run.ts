@@ -8,12 +8,12 @@ import { join } from "node:path";
 import { CONFIG_FILE, loadConfigFile } from "../../core/config.ts";
 import type { Logger } from "../../core/log.ts";
 import { stderrLogger } from "../../core/log.ts";
-import { Node } from "../../core/node.ts";
-import { configForRun, type CommandContext, type CommandOutput } from "./commands.ts";
+import type { Node } from "../../core/node.ts";
+import { configForRun, openNode, type CommandContext, type CommandOutput } from "./commands.ts";
 
 export async function runForeground(ctx: CommandContext): Promise<CommandOutput> {
   const log = stderrLogger({ debug: ctx.flags.verbose === true });
-  const node = Node.open({ dataDir: ctx.dataDir, config: configForRun(ctx), log, host: "declaw" });
+  const node = openNode(ctx, { config: configForRun(ctx), log, host: "declaw" });
   log.info(`data dir ${ctx.dataDir}; identity ${node.identity.address}`);
   // Before start(): Ctrl-C while the daemon is starting must still stop it (the default action would exit at once and
   // leave the daemon behind). A signal during start lets the start settle, then stops what it started.
