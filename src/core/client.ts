@@ -143,6 +143,21 @@ function refusal(reply: HttpReply): { code: string; reason: string } {
   return { code, reason: `${code}: ${detail}` };
 }
 
+/**
+ * What a stale-timestamp refusal means for the user. A receiver of ours says "timestamp <ours> is more than N s from
+ * now (<its>)": the two numbers give the difference of the clocks (only numbers are read from the peer's words).
+ */
+function clockAdvice(reason: string): string {
+  const m = /timestamp (\d{1,16}) is more than \d+ s from now \((\d{1,16})\)/.exec(reason);
+  const apart = m ? `this machine's clock is ${clockOffsetText(Number(m[1]) - Number(m[2]))} the peer's` : "this machine's clock and the peer's differ by more than the protocol allows";
+  return `${apart}: one of them is wrong; check both (timedatectl, NTP). The message is retried and goes once they agree`;
+}
+
+/** "about 3600 s ahead of" / "about 90 s behind" for a clock difference in ms (positive: ours is ahead). */
+export function clockOffsetText(ms: number): string {
+  return `about ${Math.round(Math.abs(ms) / 1000)} s ${ms >= 0 ? "ahead of" : "behind"}`;
+}
+
 function classifyRefusal(reply: HttpReply): Delivery {
   const { code, reason } = refusal(reply);
   if (reply.status === 429 || reply.status === 503) {
@@ -154,7 +169,7 @@ function classifyRefusal(reply: HttpReply): Delivery {
   // Two exceptions, both about this side: a stale timestamp (the next attempt is signed afresh with the current
   // time), and a message that left from another address than ours (a local routing problem: the mesh interface was
   // down or lacks our address; it goes once that is fixed, and the reason says where to look).
-  if (code === "P2P_ERR_STALE_TIMESTAMP") return { kind: "retry", reason, code };
+  if (code === "P2P_ERR_STALE_TIMESTAMP") return { kind: "retry", reason: `${reason} (${clockAdvice(reason)})`, code };
   if (code === "P2P_ERR_SENDER_MISMATCH") return { kind: "retry", reason: `${reason} (this machine sent it from another address than its own: is its Yggdrasil interface up with this node's address? \`status\` shows it)`, code };
   if (PERMANENT_CODES.has(code) || (reply.status >= 400 && reply.status < 500) || !isErrorCode(code)) return { kind: "failed", reason, code };
   return { kind: "retry", reason, code };
@@ -235,6 +250,8 @@ export interface PingResult {
   verified: boolean;
   keyBinding: "derived" | "pinned" | "unbound" | "none";
   protocol: 1 | 2;
+  /** The peer's clock minus ours, from its signed `ts` at the middle of the round trip (v2 only). */
+  clockOffsetMs?: number;
 }
 
 /** Pings a peer: v2 signed proof bound to a fresh nonce; falls back to the unsigned v1 ping for v1-only peers. */
@@ -261,7 +278,8 @@ export async function pingPeer(t: Target, pinnedKey: string | null): Promise<Pin
   // As for receipts: a pinned key is the only one, a derived key counts when none is pinned.
   const keyBinding = pinnedKey !== null && proof.key !== pinnedKey ? "none" : derived ? "derived" : pinnedKey === null ? "unbound" : "pinned";
   if (keyBinding === "none") throw new P2PError("P2P_ERR_KEY_MISMATCH", `${t.address} answered with a key different from the pinned one`);
-  return { address: proof.address, publicKey: proof.key, versions: proof.versions, rttMs, verified: keyBinding !== "unbound", keyBinding, protocol: 2 };
+  const clockOffsetMs = Math.round(proof.ts - (Date.now() - rttMs / 2));
+  return { address: proof.address, publicKey: proof.key, versions: proof.versions, rttMs, verified: keyBinding !== "unbound", keyBinding, protocol: 2, clockOffsetMs };
 }
 
 /**

@@ -5,7 +5,7 @@
  * the owner's terminal.
  */
 import type { PeerChange, SendResult, StatusReport } from "../core/node.ts";
-import type { PingResult } from "../core/client.ts";
+import { clockOffsetText, type PingResult } from "../core/client.ts";
 import type { MessageRow, PeerRow } from "../core/store.ts";
 import { escapeControls } from "../core/text.ts";
 
@@ -130,7 +130,19 @@ export function sendFailureHint(reason: string): string | undefined {
 
 export function formatPing(p: PingResult): string {
   const who = p.verified ? `verified: answered by ${p.address} with key ${p.publicKey} (${p.keyBinding === "derived" ? "key derives to the address" : "pinned key"})` : p.protocol === 1 ? "legacy v1 node (its ping is unsigned: identity not verified)" : `answered by ${p.address} with key ${p.publicKey} (not yet bound to the address)`;
-  return `pong from ${p.address} in ${p.rttMs.toFixed(1)} ms — ${who}; protocols ${p.versions.join(",")}`;
+  return `pong from ${p.address} in ${p.rttMs.toFixed(1)} ms — ${who}; protocols ${p.versions.join(",")}${clockNote(p.clockOffsetMs)}`;
+}
+
+/**
+ * A peer's clock far from ours: the receiver refuses messages whose time is more than 300 s off (docs/protocol.md
+ * step 6), so past that nothing gets through either way until one of the clocks is fixed. Under a minute: not said.
+ */
+function clockNote(offsetMs: number | undefined): string {
+  if (offsetMs === undefined || Math.abs(offsetMs) < 60_000) return "";
+  const where = `\nthis machine's clock is ${clockOffsetText(-offsetMs)} the peer's`;
+  return Math.abs(offsetMs) > 300_000
+    ? `${where}: more than the 300 s a receiver allows, so messages between you are refused until one of the clocks is fixed (timedatectl, NTP)`
+    : `${where} (a receiver allows 300 s): check both clocks (timedatectl, NTP)`;
 }
 
 export function formatPeer(verb: string, p: PeerRow): string {

@@ -79,6 +79,8 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     assert.equal(r.json.verified, true);
     assert.equal(r.json.keyBinding, "derived");
     assert.equal(r.json.publicKey, loadOrCreateIdentity(dirB.dir).publicKeyBase64);
+    // Both nodes read this machine's clock: the offset read from the signed pong is the round trip's error at most.
+    assert.ok(typeof r.json.clockOffsetMs === "number" && Math.abs(r.json.clockOffsetMs) < 5_000, String(r.json.clockOffsetMs));
   });
 
   it("human output names the result and errors give a next step with a non-zero exit", async () => {

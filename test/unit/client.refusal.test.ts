@@ -66,6 +66,19 @@ describe("a peer's refusal", () => {
     assert.match(d.kind === "retry" ? d.reason : "", /peer said: from 200::1 .* \(this machine sent it from another address than its own: is its Yggdrasil interface up/);
   });
 
+  it("a stale timestamp is retried, saying the clocks differ and by how much when the peer says both times", async () => {
+    const stale = async (message: string) => {
+      answer = { status: 403, body: JSON.stringify({ error: "P2P_ERR_STALE_TIMESTAMP", message }) };
+      const d = await deliverV2(target, env, null);
+      assert.equal(d.kind, "retry");
+      return d.kind === "retry" ? d.reason : "";
+    };
+    // Our receiver's words: our timestamp, then its own time.
+    assert.match(await stale("timestamp 1795829136343 is more than 300 s from now (1795825536356)"), /\(this machine's clock is about 3600 s ahead of the peer's: one of them is wrong; check both \(timedatectl, NTP\)\. The message is retried/);
+    assert.match(await stale("timestamp 1795825536356 is more than 300 s from now (1795826436356)"), /this machine's clock is about 900 s behind the peer's/);
+    assert.match(await stale("too old"), /\(this machine's clock and the peer's differ by more than the protocol allows: one of them is wrong/);
+  });
+
   it("without a JSON body says only the HTTP status", async () => {
     const d = await refusedWith(403, "\x1b[2K not json");
     assert.equal(d.reason, "HTTP_403: HTTP 403");

@@ -5,7 +5,7 @@
  */
 import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatMessages, formatPeerChange, formatSend, formatStatus, withCommandPrefix } from "../../src/hosts/format.ts";
+import { formatMessages, formatPeerChange, formatPing, formatSend, formatStatus, withCommandPrefix } from "../../src/hosts/format.ts";
 import type { StatusReport } from "../../src/core/node.ts";
 import { PERMANENT_CODES } from "../../src/core/client.ts";
 import type { MessageRow } from "../../src/core/store.ts";
@@ -176,4 +176,13 @@ test("hints written for declaw name the same commands for another host: only com
   assert.equal(p("`outbox` lists them; `peers`, then `add <address> --alias NAME`"), "`openclaw p2p outbox` lists them; `openclaw p2p peers`, then `openclaw p2p add <address> --alias NAME`");
   assert.equal(p("send it with `declaw send` or run `declaw run`"), "send it with `declaw send` or run `declaw run`", "already a full command line");
   assert.equal(p("`address` and `status:` are no commands; the word allow alone stays"), "`address` and `status:` are no commands; the word allow alone stays");
+});
+
+test("ping says when the peer's clock is far from ours: past 300 s messages between the two are refused", () => {
+  const pong = (clockOffsetMs: number | undefined) =>
+    formatPing({ address: "200::7", publicKey: "k", versions: [1, 2], rttMs: 3.2, verified: true, keyBinding: "derived", protocol: 2, clockOffsetMs });
+  assert.doesNotMatch(pong(20_000), /clock/, "under a minute apart: nothing to say");
+  assert.doesNotMatch(pong(undefined), /clock/, "a v1 pong has no signed time");
+  assert.match(pong(-3_600_000), /\nthis machine's clock is about 3600 s ahead of the peer's: more than the 300 s a receiver allows, so messages between you are refused until one of the clocks is fixed \(timedatectl, NTP\)$/);
+  assert.match(pong(120_000), /\nthis machine's clock is about 120 s behind the peer's \(a receiver allows 300 s\): check both clocks/);
 });
