@@ -111,7 +111,8 @@ function exchange(t: Target, method: "GET" | "POST", path: string, body: string 
 
 export type Delivery =
   | { kind: "delivered"; receipt: Receipt | null; storedAt: number; duplicate: boolean }
-  | { kind: "retry"; reason: string; retryAfterMs?: number; code?: string }
+  /** `otherKey`: a receipt that verifies but is signed by another key than the one pinned for the peer. */
+  | { kind: "retry"; reason: string; retryAfterMs?: number; code?: string; otherKey?: string }
   | { kind: "failed"; reason: string; code: string }
   | { kind: "v1-only" };
 
@@ -194,16 +195,24 @@ export async function deliverV2(t: Target, env: Envelope, pinnedKey: string | nu
   if (!r.ok) return { kind: "retry", reason: `P2P_ERR_BAD_RESPONSE: receipt invalid (${r.code})`, code: "P2P_ERR_BAD_RESPONSE" };
   const receipt = r.value;
   const problem = receiptProblem(receipt, env, pinnedKey);
+  if (problem === OTHER_KEY) {
+    // The peer (whoever holds its address now) stored the message, but under another key: a re-created node behind a
+    // system daemon, say. Not proof of delivery to the peer we know; the user decides (status shows the mismatch).
+    const reason = `P2P_ERR_KEY_MISMATCH: the peer answered with key ${receipt.key}, not the one pinned for it; if its owner re-created its node, confirm that key with them, then \`add ${env.to} --key ${receipt.key}\` (the message is retried meanwhile)`;
+    return { kind: "retry", reason, code: "P2P_ERR_KEY_MISMATCH", otherKey: receipt.key };
+  }
   if (problem) return { kind: "retry", reason: `P2P_ERR_BAD_RESPONSE: ${problem}`, code: "P2P_ERR_BAD_RESPONSE" };
   return { kind: "delivered", receipt, storedAt: receipt.stored, duplicate: obj?.duplicate === true };
 }
+
+const OTHER_KEY = "receipt signed by a key that is not the one pinned for the peer";
 
 export function receiptProblem(r: Receipt, env: Envelope, pinnedKey: string | null): string | undefined {
   if (r.id !== env.id || r.from !== env.from || r.to !== env.to) return "receipt names another message";
   if (!verifyReceipt(r)) return "receipt signature does not verify";
   // The key pinned for the peer is the only one (protocol.md section 12), even against a key that derives to the
   // address: the same rule the receiver applies to incoming messages, and what `add --key` promises.
-  if (pinnedKey !== null) return r.key === pinnedKey ? undefined : "receipt signed by a key that is not the one pinned for the peer";
+  if (pinnedKey !== null) return r.key === pinnedKey ? undefined : OTHER_KEY;
   return undefined; // unpinned: a derived key is bound by construction, any other is pinned now (outbox.ts, TOFU)
 }
 
@@ -277,7 +286,11 @@ export async function pingPeer(t: Target, pinnedKey: string | null): Promise<Pin
   const derived = keyMatchesAddress(Buffer.from(proof.key, "base64"), parseIPv6(t.address)!);
   // As for receipts: a pinned key is the only one, a derived key counts when none is pinned.
   const keyBinding = pinnedKey !== null && proof.key !== pinnedKey ? "none" : derived ? "derived" : pinnedKey === null ? "unbound" : "pinned";
-  if (keyBinding === "none") throw new P2PError("P2P_ERR_KEY_MISMATCH", `${t.address} answered with a key different from the pinned one`);
+  if (keyBinding === "none") {
+    throw new P2PError("P2P_ERR_KEY_MISMATCH", `${t.address} answered with key ${proof.key}, not the one pinned for it`, {
+      hint: `if its owner re-created its node, confirm that key with them, then \`add ${t.address} --key ${proof.key}\``,
+    });
+  }
   const clockOffsetMs = Math.round(proof.ts - (Date.now() - rttMs / 2));
   return { address: proof.address, publicKey: proof.key, versions: proof.versions, rttMs, verified: keyBinding !== "unbound", keyBinding, protocol: 2, clockOffsetMs };
 }

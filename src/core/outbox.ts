@@ -189,6 +189,8 @@ export class Outbox {
         log.warn(`message ${row.id} to ${row.peer} failed: ${d.reason}`);
         return { state: "failed", reason: d.reason };
       case "retry":
+        // Shown by status as a key mismatch, as one on an incoming message is (bindReceiptKey records it).
+        if (d.otherKey !== undefined) store.bindReceiptKey(row.peer, d.otherKey, "tofu", done);
         return this.#retry(row, done, d.reason, d.retryAfterMs);
       default:
         throw new Error("unreachable: v1-only handled above");

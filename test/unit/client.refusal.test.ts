@@ -9,7 +9,10 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { connectFailure, deliverV1, deliverV2, pingPeer, speaksOnlyV1, type Target } from "../../src/core/client.ts";
-import type { Envelope } from "../../src/core/wire.ts";
+import { buildEnvelope, buildReceipt, type Envelope } from "../../src/core/wire.ts";
+import { deriveAddress, formatIPv6 } from "../../src/core/address.ts";
+import { encodeBase64 } from "../../src/core/encoding.ts";
+import { keyPairFromSeed } from "../../src/core/keys.ts";
 import type { V1Message } from "../../src/core/wire-v1.ts";
 
 let answer = { status: 403, body: "" };
@@ -77,6 +80,23 @@ describe("a peer's refusal", () => {
     assert.match(await stale("timestamp 1795829136343 is more than 300 s from now (1795825536356)"), /\(this machine's clock is about 3600 s ahead of the peer's: one of them is wrong; check both \(timedatectl, NTP\)\. The message is retried/);
     assert.match(await stale("timestamp 1795825536356 is more than 300 s from now (1795826436356)"), /this machine's clock is about 900 s behind the peer's/);
     assert.match(await stale("too old"), /\(this machine's clock and the peer's differ by more than the protocol allows: one of them is wrong/);
+  });
+
+  it("a valid receipt signed by another key than the pinned one is a key mismatch, retried, naming the key and the fix", async () => {
+    const alice = keyPairFromSeed(new Uint8Array(32).fill(1));
+    const bob = keyPairFromSeed(new Uint8Array(32).fill(2));
+    const bobSigner = { ...bob, address: formatIPv6(deriveAddress(bob.publicKey)) };
+    const sent = buildEnvelope({ ...alice, address: formatIPv6(deriveAddress(alice.publicKey)) }, bobSigner.address, "chat", "hi");
+    const receipt = buildReceipt(bobSigner, sent, Date.now());
+    answer = { status: 200, body: JSON.stringify({ ok: true, duplicate: false, receipt }) };
+    const pinned = encodeBase64(new Uint8Array(32).fill(9));
+    const d = await deliverV2(target, sent, pinned);
+    assert.equal(d.kind, "retry");
+    if (d.kind !== "retry") return;
+    assert.equal(d.code, "P2P_ERR_KEY_MISMATCH");
+    assert.equal(d.otherKey, receipt.key);
+    assert.match(d.reason, new RegExp(`answered with key ${receipt.key.replace(/[+/]/g, "\\$&")}, not the one pinned for it; .*\`add ${bobSigner.address} --key `));
+    assert.equal((await deliverV2(target, sent, receipt.key)).kind, "delivered", "with that key pinned it counts");
   });
 
   it("without a JSON body says only the HTTP status", async () => {
