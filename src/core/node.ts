@@ -100,7 +100,7 @@ export class Node {
   #since = 0;
   #inboundListeners = new Set<() => void>();
   #meshWatching = false;
-  #meshSeen: { pid: number | undefined; up: number } | undefined;
+  #meshSeen: { pid: number | undefined; up: number; state: string } | undefined;
   /** When each peer last made its queued messages due (#peerAlive, throttled for inbound messages). */
   #aliveAt = new Map<string, number>();
   /** Source address to bind for outgoing connections (tests only). */
@@ -509,7 +509,10 @@ export class Node {
       const s = await this.#ygg.status();
       const up = (s.peers ?? []).filter((p) => p.up).length;
       const prev = this.#meshSeen;
-      this.#meshSeen = { pid: s.pid, up };
+      this.#meshSeen = { pid: s.pid, up, state: s.state };
+      // A system daemon that stopped answering (or came back): said once per change, not at every check.
+      if (prev && prev.state !== s.state && s.state === "unavailable") this.#log.warn(`yggdrasil: ${s.problem?.message ?? "the daemon does not answer"}; ${s.problem?.fix.join("; ") ?? ""}`);
+      if (prev?.state === "unavailable" && s.state === "running") this.#log.info("yggdrasil answers again");
       if (prev && (s.pid !== prev.pid || up > prev.up) && s.state === "running") {
         const n = this.#rescheduleQueued();
         if (n > 0) this.#log.info(`mesh changed (daemon ${s.pid !== prev.pid ? "restarted" : "gained a peer"}): retrying ${n} queued message(s) now`);

@@ -47,6 +47,7 @@ const FATAL_CODES: readonly string[] = ["P2P_ERR_YGG_NO_PRIVILEGE", "P2P_ERR_YGG
  * System mode reads the daemon's address once, at start, and the node serves that address: a failed system-mode start
  * is not retried in the background, so every fix for it ends with this step.
  */
+const SYSTEM_DOWN_FIX = "start the system daemon (sudo systemctl start yggdrasil): this node uses it again as soon as it answers, no restart needed";
 const SYSTEM_RESTART_FIX = "then restart the node (declaw run, or the OpenClaw gateway) so that it uses the system daemon";
 /** Auto mode looks for a way onto the mesh only when the node starts: once fixed, the node has to start again. */
 const AUTO_RESTART_FIX = "then restart the node (declaw run, or the OpenClaw gateway): it looks for Yggdrasil again when it starts";
@@ -591,7 +592,12 @@ export class YggdrasilSupervisor {
       } catch (err) {
         this.#adminAnswered(err);
         const code: ErrorCode = err instanceof P2PError ? err.code : "P2P_ERR_YGG_ADMIN";
-        s.problem = { code, message: (err as Error).message, fix: this.#effective === "system" ? ["sudo systemctl status yggdrasil"] : [`read ${this.#paths.log}`] };
+        // A system daemon that does not answer is not running for us, whatever our own state says (it is not ours to
+        // restart); with the same key it comes back at the same address, and the node uses it again as it answers.
+        const down = this.#effective === "system" && code === "P2P_ERR_YGG_ADMIN_UNREACHABLE";
+        if (down) s.state = "unavailable";
+        const fix = down ? [SYSTEM_DOWN_FIX] : this.#effective === "system" ? ["sudo systemctl status yggdrasil"] : [`read ${this.#paths.log}`];
+        s.problem = { code, message: (err as Error).message, fix };
       }
     }
     if (this.#problem && !s.problem) s.problem = this.#problem;

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import { YggdrasilSupervisor, diagnoseYggdrasil, RESTART_BACKOFF_MS } from "../../src/yggdrasil/supervisor.ts";
 import { RotatingLog } from "../../src/yggdrasil/logfile.ts";
 import { loadOrCreateIdentity } from "../../src/core/identity.ts";
@@ -69,6 +70,36 @@ test("system with no daemon: throws P2P_ERR_YGG_ADMIN_UNREACHABLE naming the soc
   assert.equal(st.state, "failed");
   assert.match(st.problem!.fix.at(-1)!, restart);
   await s.stop();
+});
+
+test("system: a daemon that stops answering shows as unavailable with how to start it, and as running once it answers", async (t) => {
+  const path = join(root, "sys-admin.sock");
+  const listen = () => {
+    const srv = createServer((sock) => {
+      sock.setEncoding("utf8").once("data", (d: string) => {
+        const call = String(JSON.parse(d).request).toLowerCase();
+        const response = call === "getself" ? { address: "201:1111::1", key: "00".repeat(32), subnet: "301:1111::/64" } : { peers: [] };
+        sock.end(JSON.stringify({ status: "success", response }));
+      });
+    });
+    return new Promise<ReturnType<typeof createServer>>((resolve) => srv.listen(path, () => resolve(srv)));
+  };
+  let daemon = await listen();
+  const s = new YggdrasilSupervisor({ dataDir: join(root, "sys-down"), identity, mode: "system", peers: [], listen: [], multicast: false, adminSocket: path });
+  t.after(async () => {
+    await s.stop();
+    daemon.close();
+  });
+  await s.start();
+  assert.equal((await s.status()).state, "running");
+  await new Promise<void>((resolve) => daemon.close(() => resolve())); // the daemon is gone: its socket with it
+  const down = await s.status();
+  assert.equal(down.state, "unavailable", "not 'running' while nothing answers");
+  assert.equal(down.problem?.code, "P2P_ERR_YGG_ADMIN_UNREACHABLE");
+  assert.deepEqual(down.problem?.fix, ["start the system daemon (sudo systemctl start yggdrasil): this node uses it again as soon as it answers, no restart needed"]);
+  daemon = await listen();
+  const back = await s.status();
+  assert.deepEqual([back.state, back.problem, back.address], ["running", undefined, "201:1111::1"]);
 });
 
 test("diagnoseYggdrasil has no side effects and reports the same problems", async () => {
