@@ -160,8 +160,9 @@ export class Outbox {
       case "delivered": {
         const receipt = d.receipt ? JSON.stringify(d.receipt) : null;
         // A peer whose address is not derived from its app key (system-mode Yggdrasil) is pinned on first receipt;
-        // one the user removed while the message was on its way is not re-created.
-        if (d.receipt && !peer?.publicKey) {
+        // one the user removed while the message was on its way is not re-created. A peer whose key was pinned
+        // already (deliverV2 checked the receipt against it) is only marked seen: a receipt is a sign of life too.
+        if (d.receipt) {
           const derived = keyMatchesAddress(Buffer.from(d.receipt.key, "base64"), parseIPv6(row.peer)!);
           const bound = store.bindReceiptKey(row.peer, d.receipt.key, derived ? "derived" : "tofu", done);
           if (bound && !bound.ok && bound.reason === "mismatch") {
@@ -170,7 +171,7 @@ export class Outbox {
             log.warn(`message ${row.id} to ${row.peer}: ${reason}; it is retried`);
             return this.#retry(row, done, reason);
           }
-          if (bound && !bound.ok) log.warn(`${row.peer}: the receipt's key was not pinned (the peer is blocked)`);
+          if (bound && !bound.ok && !peer?.publicKey) log.warn(`${row.peer}: the receipt's key was not pinned (the peer is blocked)`);
         }
         store.markDelivered(row.id, receipt, d.storedAt);
         // The peer is reachable again: what is still queued to it follows now, not after its backoff (up to an hour),
