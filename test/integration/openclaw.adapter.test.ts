@@ -659,6 +659,22 @@ describe("CLI commands and tools", () => {
     }
   });
 
+  it("the channel's status snapshot carries the loop's lastError (OpenClaw's default projection drops it)", { skip: !haveOpenClaw && "openclaw not installed" }, async () => {
+    const { ipv6P2pChannel, resolveAccount } = await import("../../src/hosts/openclaw/channel.ts");
+    const build = (ipv6P2pChannel as any).status.buildAccountSnapshot as (p: { account: unknown; cfg: unknown; runtime?: unknown }) => Record<string, unknown>;
+    const cfg = { plugins: { entries: { "ipv6-p2p": { config: { data_dir: "/nonexistent/d", yggdrasil: "off" } } } } };
+    const account = resolveAccount(cfg);
+    const runtime = { accountId: "default", running: true, connected: true, lifecycle: "ready", identity: PEER_A, port: 8099, lastInboundAt: 5, lastError: "reply (final) to alice failed: model down" };
+    const snap = build({ account, cfg, runtime });
+    assert.deepEqual(
+      [snap.accountId, snap.running, snap.connected, snap.identity, snap.port, snap.lastInboundAt, snap.lastError],
+      ["default", true, true, PEER_A, 8099, 5, "reply (final) to alice failed: model down"],
+    );
+    assert.equal(build({ account, cfg, runtime: { ...runtime, lastError: null } }).lastError, null);
+    const broken = resolveAccount({ plugins: { entries: { "ipv6-p2p": { config: { data_dir: "relative" } } } } });
+    assert.match(String(build({ account: broken, cfg, runtime: undefined }).lastError), /data_dir must be an absolute path/);
+  });
+
   it("the channel's outbound (OpenClaw's message tool) writes only to trusted peers, and never adds or trusts one", { skip: !haveOpenClaw && "openclaw not installed" }, async () => {
     const dir = tmp();
     const { ipv6P2pChannel } = await import("../../src/hosts/openclaw/channel.ts");

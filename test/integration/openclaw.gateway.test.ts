@@ -3,10 +3,11 @@
  * in two network namespaces with Yggdrasil off (each node's derived 200::/7 address on its veth), a mock model in
  * each namespace. Covers the acceptance list of the OpenClaw integration:
  *   install + `plugins inspect --runtime` + `plugins doctor`; schema refusal by `config set`;
- *   A `openclaw p2p send` -> B's agent turn in B's session for A -> B's reply in A's inbox;
+ *   A `openclaw p2p send` -> B's agent turn in B's session for A -> B's reply in A's inbox; a peer's turn offered no
+ *   tools (peer_tools default) while the owner's keeps them;
  *   /p2p-status through `gateway call chat.send`; tools through `tools.invoke`; `message send` through the channel;
  *   `channels status`; an unknown peer held until `openclaw p2p allow`; inbound still dispatched after
- *   `openclaw plugins reload ipv6-p2p`.
+ *   `openclaw plugins reload ipv6-p2p`; a turn failed by a model that is down, reported in `channels status`.
  *
  * Needs root and `ip netns` (skipped otherwise) and takes a few minutes: every `openclaw` CLI call loads plugins.
  */
@@ -37,7 +38,7 @@ function inbox(dataDir: string, peer?: string) {
   }
 }
 
-describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 }, () => {
+describe("OpenClaw plugin in two real gateways", { skip, timeout: 20 * 60_000 }, () => {
   let work: string;
   let net: Testnet;
   let nsA: Namespace;
@@ -71,7 +72,7 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
     for (const inst of [a, b]) {
       const r = await inst.cli(["plugins", "install", "--force", "--accept-capabilities", `npm-pack:${packed.tarball}`]);
       assert.equal(r.code, 0, `${inst.name}: plugins install failed\n${r.stderr}\n${r.stdout}`);
-      inst.writeConfig({ yggdrasil: "off", peer_port: PEER_PORT, loop_budget: 5 });
+      inst.writeConfig({ yggdrasil: "off", peer_port: PEER_PORT, loop_budget: 10 });
     }
   });
 
@@ -261,5 +262,24 @@ describe("OpenClaw plugin in two real gateways", { skip, timeout: 15 * 60_000 },
     }, STEP_MS, "send after reload");
     await b.waitFor(() => b.modelRequests.some((q) => q.lastUser.includes("after reload")), STEP_MS, "agent turn after reload");
     await a.waitFor(() => inbox(a.dataDir, b.address).some((m) => m.content.includes("after reload")), STEP_MS, "reply after reload");
+  });
+
+  it("with B's model down, the failed turn is reported in B's channel status and log once OpenClaw gives up, and nothing reaches A", async () => {
+    b.stopModel();
+    const before = inbox(a.dataDir, b.address).length;
+    const sent = await a.cliJson(["p2p", "send", "bob", "while your model is down", "--json"]);
+    assert.equal(sent.state, "delivered", JSON.stringify(sent));
+    let last: unknown;
+    await b.waitFor(async () => {
+      const st = await b.cliJson(["channels", "status", "--json"]);
+      last = st.channelAccounts?.["ipv6-p2p"]?.[0];
+      return /to alice failed/.test(String((last as { lastError?: unknown })?.lastError ?? ""));
+    }, 3 * 60_000, "the failed turn in channels status").catch((err) => { // OpenClaw retries the model for ~90 s first
+      const log = b.gatewayLog.split("\n").filter((l) => /ipv6-p2p|model|error/i.test(l)).slice(-30).join("\n");
+      throw new Error(`${(err as Error).message}\nstatus: ${JSON.stringify(last)}\nlog:\n${log}`);
+    });
+    assert.match(b.gatewayLog, /\[ipv6-p2p\][^\n]*to alice failed/);
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.equal(inbox(a.dataDir, b.address).length, before, "no error notice was sent to A");
   });
 });

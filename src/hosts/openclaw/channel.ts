@@ -22,6 +22,18 @@ function channelSection(cfg: unknown): { enabled?: unknown } | undefined {
   return (cfg as { channels?: Record<string, { enabled?: unknown }> } | undefined)?.channels?.[CHANNEL_ID];
 }
 
+/** The runtime fields the inbound loop sets (inbound.ts), as OpenClaw's status shows them; lastError included. */
+export function accountSnapshot(account: ResolvedAccount, runtime: Record<string, unknown> | undefined): { accountId: string } & Record<string, unknown> {
+  const r = runtime ?? {};
+  const pick = (keys: string[]) => Object.fromEntries(keys.filter((k) => r[k] !== undefined).map((k) => [k, r[k]]));
+  return {
+    accountId: account.accountId,
+    ...pick(["running", "connected", "lifecycle", "stateReason", "lastStartAt", "lastStopAt", "lastConnectedAt", "lastInboundAt", "lastOutboundAt"]),
+    ...pick(["identity", "port", "dbPath", "mode", "dmPolicy"]),
+    lastError: typeof r.lastError === "string" ? r.lastError : (account.configError ?? null),
+  };
+}
+
 export function resolveAccount(cfg: unknown, accountId?: string | null): ResolvedAccount {
   let settings: PluginSettings | undefined;
   let configError: string | undefined;
@@ -130,6 +142,10 @@ export const ipv6P2pChannel = createChatChannelPlugin<ResolvedAccount>({
     },
     status: {
       defaultRuntime: { accountId: DEFAULT_ACCOUNT_ID, running: false, connected: false },
+      // Without this hook OpenClaw builds the snapshot from a fixed list of fields that leaves out lastError (seen with
+      // openclaw@2026.9.6: `channels status` said lastError null while a failed turn had set it), so a turn the model
+      // failed, a refused reply or a broken data dir never showed there.
+      buildAccountSnapshot: ({ account, runtime }) => accountSnapshot(account, runtime as Record<string, unknown> | undefined),
     },
   },
   security: {
