@@ -58,6 +58,8 @@ export const ERROR_TABLE = {
   P2P_ERR_DATA_DIR: { status: 500, text: "data directory cannot be created or written" },
   P2P_ERR_CONFIG: { status: 400, text: "configuration value is invalid" },
   P2P_ERR_BAD_ARGUMENT: { status: 400, text: "argument is invalid" },
+  // The user stopped a command (Ctrl-C) before it did anything (499: a client that closed its request).
+  P2P_ERR_INTERRUPTED: { status: 499, text: "interrupted before anything was done" },
   P2P_ERR_PEER_NOT_FOUND: { status: 404, text: "no such peer" },
   P2P_ERR_ALIAS_TAKEN: { status: 409, text: "alias is already used by another peer" },
   P2P_ERR_KEY_ADDRESS_MISMATCH: { status: 400, text: "given key does not derive to the given address" },

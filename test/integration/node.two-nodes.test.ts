@@ -192,14 +192,17 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     let said = "";
     let code: number | null = null;
     try {
-      const send = A.spawn(process.execPath, [CLI, "--data-dir", dirA.dir, "send", "bob", "are you there?"]);
+      const send = A.spawn(process.execPath, [CLI, "--data-dir", dirA.dir, "--json", "send", "bob", "are you there?"]);
       send.stderr!.setEncoding("utf8").on("data", (d: string) => (said += d));
+      let printed = "";
+      send.stdout!.setEncoding("utf8").on("data", (d: string) => (printed += d));
       const exited = new Promise<number | null>((r) => send.once("exit", (c) => r(c)));
       const queued = await waitFor("the message to be queued", async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { content: string; state: string }) => m.content === "are you there?" && m.state === "queued"));
       send.kill("SIGINT");
       code = await exited;
       assert.equal(code, 130, said);
       assert.match(said, new RegExp(`interrupted: message ${queued.id} stays queued; the running node sends it \\(\`declaw outbox\` shows it, \`declaw cancel ${queued.id}\` stops it\\)`));
+      assert.deepEqual(JSON.parse(printed), { state: "queued", id: queued.id, reason: "interrupted (Ctrl-C) during the first attempt" }, "with --json, the outcome on stdout too");
     } finally {
       process.kill(pidB, "SIGCONT");
     }

@@ -171,6 +171,11 @@ export const COMMANDS: Record<string, Command> = {
         }
         const next = n.processInfo().running ? "the running node sends it" : NO_NODE_SENDS;
         process.stderr.write(queued ? `\ninterrupted: message ${queued} stays queued; ${next} (\`declaw outbox\` shows it, \`declaw cancel ${queued}\` stops it)\n` : "\ninterrupted: nothing was queued\n");
+        // A program that asked for JSON gets the outcome on stdout too: the id it needs to follow the message.
+        if (ctx.flags.json === true) {
+          const out = queued ? { state: "queued", id: queued, reason: "interrupted (Ctrl-C) during the first attempt" } : { error: "P2P_ERR_INTERRUPTED", message: "interrupted: nothing was queued" };
+          process.stdout.write(`${JSON.stringify(out)}\n`);
+        }
         process.exit(130);
       };
       process.once("SIGINT", interrupted);
