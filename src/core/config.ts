@@ -114,7 +114,7 @@ const SNAKE_KEYS: Record<string, (cfg: NodeConfig, v: unknown, key: string) => v
 };
 
 /** Keys the core knows but leaves to hosts (so config.json may carry them without an error). */
-const HOST_KEYS = new Set(["data_dir", "dmPolicy", "dm_policy", "loop_budget", "loop_window_minutes", "allow_from"]);
+const HOST_KEYS = new Set(["data_dir", "dmPolicy", "dm_policy", "loop_budget", "loop_window_minutes", "allow_from", "peer_tools"]);
 
 export function configFromSnake(input: unknown, base: NodeConfig = DEFAULT_CONFIG, source = "config"): NodeConfig {
   const cfg: NodeConfig = { ...base, rateLimit: { ...base.rateLimit } };

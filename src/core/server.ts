@@ -25,8 +25,7 @@ export interface PeerServerOptions {
   store: Store;
   config: NodeConfig;
   log: Logger;
-  /** Called after inbound messages were committed (new ones only). */
-  /** After a new message from `peer` was committed (not for duplicates). */
+  /** Called after a new message from `peer` was committed (not for duplicates). */
   onInbound?: (peer: string) => void;
 }
 

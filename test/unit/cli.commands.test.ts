@@ -57,11 +57,11 @@ test("a command that creates a new identity says so on stderr, with the data dir
 test("config.json keys that only the OpenClaw plugin reads are named on stderr as having no effect there; node keys are not", (t) => {
   const dir = tmp(t);
   declaw(["--data-dir", dir, "status"]); // the identity, so that only the config speaks below
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ dm_policy: "open", loop_budget: 5, peer_port: 8100 }));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ dm_policy: "open", loop_budget: 5, peer_tools: ["*"], peer_port: 8100 }));
   const r = declaw(["--data-dir", dir, "--json", "status"]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).peerPort, 8100, "the node key applies");
-  assert.match(r.stderr, /^declaw: .*config\.json: dm_policy, loop_budget have no effect there \(OpenClaw plugin settings: set them with `openclaw config set/);
+  assert.match(r.stderr, /^declaw: .*config\.json: dm_policy, loop_budget, peer_tools have no effect there \(OpenClaw plugin settings: set them with `openclaw config set/);
   writeFileSync(join(dir, "config.json"), JSON.stringify({ peer_port: 8100 }));
   assert.equal(declaw(["--data-dir", dir, "status"]).stderr, "");
 });
