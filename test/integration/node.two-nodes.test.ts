@@ -116,49 +116,40 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     assert.equal(inbox.json.filter((m: { content: string }) => m.content === "while you were away").length, 1);
   });
 
-  it("a message queued in a long backoff follows at once when a newer message to the same peer is delivered", async () => {
+  /** A message from A that B (stopped meanwhile, started again) missed, its next attempt an hour away: its id. */
+  async function queuedInLongBackoff(text: string): Promise<string> {
     await nodeB!.stop();
-    const older = await cli(A, dirA.dir, ["send", "bob", "older, sent while you were away"]);
-    assert.equal(older.json.state, "queued");
+    const sent = await cli(A, dirA.dir, ["send", "bob", text]);
+    assert.equal(sent.json.state, "queued");
     // As after many failed attempts: the next one is an hour away.
     const store = Store.open(dirA.dir);
     try {
-      store.markRetry(older.json.id, Date.now() + 3_600_000, "P2P_ERR_UNREACHABLE: earlier attempts");
+      store.markRetry(sent.json.id, Date.now() + 3_600_000, "P2P_ERR_UNREACHABLE: earlier attempts");
     } finally {
       store.close();
     }
     nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
+    return sent.json.id;
+  }
+
+  /** Waits (30 s at most) until A's outbox row `id` is no longer queued; the row. */
+  const settled = (id: string, what: string) =>
+    waitFor(what, async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === id && m.state !== "queued"), 30_000, 500);
+
+  it("a message queued in a long backoff follows at once when a newer message to the same peer is delivered", async () => {
+    const older = await queuedInLongBackoff("older, sent while you were away");
     const newer = await cli(A, dirA.dir, ["send", "bob", "newer"]);
     assert.equal(newer.json.state, "delivered", newer.stdout);
-    await waitFor(
-      "the older message to follow the newer one (not an hour later)",
-      async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === older.json.id && m.state === "delivered"),
-      30_000,
-      500,
-    );
+    assert.equal((await settled(older, "the older message to follow the newer one (not an hour later)")).state, "delivered");
     const inbox = await cli(B, dirB.dir, ["inbox", "--limit", "100"]);
-    assert.equal(inbox.json.filter((m: { id: string }) => m.id === older.json.id).length, 1);
+    assert.equal(inbox.json.filter((m: { id: string }) => m.id === older).length, 1);
   });
 
   it("a message in a long backoff is tried at once when its peer writes to us (it is up again)", async () => {
-    await nodeB!.stop();
-    const waiting = await cli(A, dirA.dir, ["send", "bob", "queued while you were away, again"]);
-    assert.equal(waiting.json.state, "queued");
-    const store = Store.open(dirA.dir);
-    try {
-      store.markRetry(waiting.json.id, Date.now() + 3_600_000, "P2P_ERR_UNREACHABLE: earlier attempts");
-    } finally {
-      store.close();
-    }
-    nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
+    const waiting = await queuedInLongBackoff("queued while you were away, again");
     const hello = await cli(B, dirB.dir, ["send", addrA, "I am back"]);
     assert.equal(hello.json.state, "delivered", hello.stdout);
-    await waitFor(
-      "the waiting message to go once bob wrote to us (not an hour later)",
-      async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === waiting.json.id && m.state === "delivered"),
-      30_000,
-      500,
-    );
+    assert.equal((await settled(waiting, "the waiting message to go once bob wrote to us (not an hour later)")).state, "delivered");
   });
 
   it("a message queued with the clock days behind, past its maximum age by the corrected clock, is tried when the node starts, not failed untried", async () => {
@@ -177,12 +168,7 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     }
     nodeB = await startNode(B, dirB.dir, ["--yggdrasil", "off"]);
     nodeA = await startNode(A, dirA.dir, ["--yggdrasil", "off"]);
-    const row = await waitFor(
-      "the message to be delivered once A's node started",
-      async () => (await cli(A, dirA.dir, ["outbox"])).json.find((m: { id: string; state: string }) => m.id === sent.json.id && m.state !== "queued"),
-      30_000,
-      500,
-    );
+    const row = await settled(sent.json.id, "the message to be delivered once A's node started");
     assert.equal(row.state, "delivered", JSON.stringify(row));
   });
 
