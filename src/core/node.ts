@@ -19,6 +19,7 @@ import { DEFAULT_PEER_PORT, LEASE_MS, Outbox } from "./outbox.ts";
 import { RunLock } from "./run-lock.ts";
 import { PeerServer } from "./server.ts";
 import { DB_FILE, Store, type MessageRow, type PeerRow } from "./store.ts";
+import { ALIAS_RULE, ALIAS_RE, isBlank } from "./text.ts";
 import { buildEnvelope, MAX_CONTENT_BYTES, newMessageId, SUPPORTED_KINDS, type Receipt } from "./wire.ts";
 import { diagnoseYggdrasil, YggdrasilSupervisor, type YggStatus } from "../yggdrasil/supervisor.ts";
 import { pidAlive } from "./process.ts";
@@ -64,7 +65,6 @@ const PRUNE_INTERVAL_MS = 10 * 60_000;
 const MESH_WATCH_INTERVAL_MS = 5_000;
 /** How often a peer's inbound messages may make what is queued to it due now (Node.#peerAlive). */
 const PEER_ALIVE_MS = 10_000;
-const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 const SELF_ADDRESS_META = "self_address";
 /** Yggdrasil mode "off": the host manages the mesh (or the tests put addresses on interfaces themselves). */
 const OFF_STATUS: YggStatus = Object.freeze({ mode: "off", effectiveMode: "off", state: "stopped", keyBinding: "n/a" });
@@ -323,7 +323,7 @@ export class Node {
     if (addr === this.address || addr === this.identity.address) {
       throw new P2PError("P2P_ERR_BAD_ARGUMENT", `${addr} is this node's own address, not a peer`, { hint: "add the address of another node (its owner's `status` shows it)" });
     }
-    if (o.alias !== undefined && !ALIAS_RE.test(o.alias)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `alias "${o.alias}" must start with a letter and use at most 32 letters, digits, _ . -`);
+    if (o.alias !== undefined && !ALIAS_RE.test(o.alias)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `alias "${o.alias}" must be ${ALIAS_RULE}`);
     if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", `port must be 1-65535`);
     let keyFields: { publicKey?: string; keyBinding?: "derived" | "user" } = {};
     if (o.key !== undefined) {
@@ -401,7 +401,7 @@ export class Node {
   async send(peer: string, text: string, o: { kind?: string; onQueued?: (id: string) => void } = {}): Promise<SendResult> {
     const kind = o.kind ?? "chat";
     if (!SUPPORTED_KINDS.includes(kind)) throw new P2PError("P2P_ERR_UNSUPPORTED_KIND", `kind "${kind}" is not supported`);
-    if (typeof text !== "string" || text.trim() === "") throw new P2PError("P2P_ERR_BAD_ARGUMENT", text === "" ? "message text is empty" : "message text is only whitespace");
+    if (typeof text !== "string" || isBlank(text)) throw new P2PError("P2P_ERR_BAD_ARGUMENT", text === "" ? "message text is empty" : "message text shows nothing (only white space or invisible characters)");
     if (!text.isWellFormed()) throw new P2PError("P2P_ERR_BAD_CONTENT", "message text contains invalid Unicode");
     if (Buffer.byteLength(text, "utf8") > MAX_CONTENT_BYTES) throw new P2PError("P2P_ERR_CONTENT_TOO_LARGE", `message is larger than ${MAX_CONTENT_BYTES} bytes`);
     // Every check before the first change to the store: a refused send leaves no peer and no queued row behind.

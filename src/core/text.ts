@@ -1,5 +1,5 @@
 /**
- * Text from another machine (message content, a peer's refusal message) made safe to show on a terminal or hand to
+ * Rules for text: what a user may name a peer, what counts as an empty message, and text from another machine (message content, a peer's refusal message) made safe to show on a terminal or hand to
  * an agent. The wire accepts any Unicode in content, so a peer can send ESC/CR sequences that rewrite the owner's
  * screen (`\r\x1b[2K` then a fake "from <trusted peer>" line) or reach the terminal itself (OSC 52 writes the
  * clipboard), and bidi overrides that make text read differently from what it is. Only display changes: stored
@@ -21,4 +21,17 @@ const UNSAFE_IN_LINE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2
  */
 export function escapeControls(text: string, { oneLine = false }: { oneLine?: boolean } = {}): string {
   return text.replace(oneLine ? UNSAFE_IN_LINE : UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** An alias: an ASCII letter, then up to 31 ASCII letters, digits, `_`, `.` or `-` (looked up case-insensitively). */
+export const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+export const ALIAS_RULE = "1 to 32 of A-Z a-z 0-9 _ . -, starting with a letter";
+
+// White space (what String#trim removes, NBSP and BOM among it) and Unicode's default-ignorable code points (zero
+// width space and joiners, word joiner, soft hyphen, variation selectors): text made only of these shows as nothing.
+const BLANK = /^[\s\p{Default_Ignorable_Code_Point}]*$/u;
+
+/** True when the text would show as nothing: empty, or only white space and invisible characters. */
+export function isBlank(text: string): boolean {
+  return BLANK.test(text);
 }

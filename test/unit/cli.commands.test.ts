@@ -132,7 +132,7 @@ test("control characters the user typed are shown escaped in error messages, nev
     assert.doesNotMatch(r.stderr, /[\x00-\x09\x0b-\x1f\x7f-\x9f]/, JSON.stringify(r.stderr));
   }
   const r = declaw(["--data-dir", dir, "add", "200::1", "--alias", alias]);
-  assert.match(r.stderr, /alias "x\\u001b\]0;TITLE\\u0007y" must start with a letter/);
+  assert.match(r.stderr, /alias "x\\u001b\]0;TITLE\\u0007y" must be 1 to 32 of A-Z a-z 0-9 _ \. -, starting with a letter/);
 });
 
 test("peers --trust lists only the peers of that trust level (waiting strangers, say); another level is a usage error", (t) => {

@@ -53,14 +53,18 @@ test("the same refusal for a known peer queues nothing", async (t) => {
   assert.deepEqual(node.outbox(), []);
 });
 
-test("empty or whitespace-only text is refused before anything is stored (every host trims the same way)", async (t) => {
+test("empty text, or text that shows nothing (white space, zero-width and other invisible characters), is refused before anything is stored", async (t) => {
   const node = openNode(t);
   node.addPeer(NOBODY, { alias: "bob" });
   await assert.rejects(node.send("bob", ""), { code: "P2P_ERR_BAD_ARGUMENT", message: "message text is empty" });
-  for (const text of ["   ", "\n\t ", "\u00a0\u2003"]) {
-    await assert.rejects(node.send("bob", text), { code: "P2P_ERR_BAD_ARGUMENT", message: "message text is only whitespace" }, JSON.stringify(text));
+  for (const text of ["   ", "\n\t ", "\u00a0\u2003", "\ufeff", "\u200b", " \u200d\u2060\u00ad", "\ufe0f"]) {
+    await assert.rejects(node.send("bob", text), { code: "P2P_ERR_BAD_ARGUMENT", message: "message text shows nothing (only white space or invisible characters)" }, JSON.stringify(text));
   }
   assert.deepEqual(node.outbox(), []);
+  // Visible text with invisible characters around it is stored as written (the one attempt fails at bind: queued).
+  const sent = await node.send("bob", "\u200bhi\u200b");
+  assert.equal(sent.state, "queued");
+  assert.deepEqual(node.outbox().map((m) => m.content), ["\u200bhi\u200b"]);
 });
 
 test("sending to the node's own address is refused before the address is added as a peer", async (t) => {
@@ -138,6 +142,15 @@ test("this node's own address is no peer: add refuses it as send does (for every
   assert.throws(() => node.addPeer(node.address, { alias: "me" }), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && /own address, not a peer/.test(e.message));
   await assert.rejects(node.send(node.address, "hi"), { code: "P2P_ERR_BAD_ARGUMENT" });
   assert.deepEqual(node.peers(), []);
+});
+
+test("an alias is 1 to 32 ASCII letters, digits, _ . - starting with a letter; the refusal says exactly that", (t) => {
+  const node = openNode(t);
+  for (const alias of ["é", "zoë", "1bob", "-bob", "a".repeat(33), "bo b", "bob:1", ""]) {
+    assert.throws(() => node.addPeer(NOBODY, { alias }), (e: P2PError) => e.code === "P2P_ERR_BAD_ARGUMENT" && e.message === `alias "${alias}" must be 1 to 32 of A-Z a-z 0-9 _ . -, starting with a letter`, JSON.stringify(alias));
+  }
+  assert.deepEqual(node.peers(), [], "nothing added");
+  assert.equal(node.addPeer(NOBODY, { alias: `B${"o_.-9".repeat(6)}b` }).alias, `B${"o_.-9".repeat(6)}b`);
 });
 
 test("a name that is no peer is P2P_ERR_PEER_NOT_FOUND wherever a peer may be named; add wants an address", async (t) => {

@@ -375,10 +375,10 @@ async function dispatchOne(
   const cfg = withPeerSessions(cfgNow());
   // Control characters and bidi overrides become visible escapes (newlines and tabs stay): the agent sees what was
   // sent, not text that reads otherwise. The stored message is unchanged.
-  const { escapeControls } = await import("../../core/text.ts");
+  const { escapeControls, isBlank } = await import("../../core/text.ts");
   const deliver = async (payload: { text?: string; mediaUrl?: string; mediaUrls?: string[] }) => {
     const text = replyText(payload);
-    if (text.trim() === "") return; // the turn is charged to the peer's loop budget once it ends (runPeerQueue)
+    if (isBlank(text)) return; // the turn is charged to the peer's loop budget once it ends (runPeerQueue)
     // The operator removed the peer during the turn: sending would add it back as a trusted peer (Node.send adds an
     // unknown address). Blocked peers are refused by Node.send itself.
     if (!node.store.getPeer(address)) {

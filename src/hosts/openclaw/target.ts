@@ -8,9 +8,9 @@ import { isYggdrasilAddress, parseIPv6, peerIdFromAddress } from "../../core/add
 // Reading a peer reference is shared with the declaw CLI (peer-ref.ts); the channel's own prefix is one of its prefixes.
 import { addressOfPeerId, peerRef, stripPrefix } from "../peer-ref.ts";
 import { CHANNEL_ID } from "./config.ts";
+// The same alias shape the core accepts (looked up case-insensitively).
+import { ALIAS_RE } from "../../core/text.ts";
 
-// Same shape the core accepts for aliases (letters first, then letters, digits, _ . -), case-insensitive lookup.
-const ALIAS_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 
 export { addressOfPeerId, peerRef as corePeerRef, stripPrefix };
 

@@ -123,7 +123,7 @@ export function createTools(ctx: ToolContextLike, fallbackConfig?: Record<string
       type: "object",
       properties: {
         address: { type: "string", description: "the peer's Yggdrasil IPv6 address, e.g. 200:1234::1" },
-        alias: { type: "string", description: "a short name: a letter, then up to 31 letters, digits, _ . -" },
+        alias: { type: "string", description: "a short name: an ASCII letter, then up to 31 ASCII letters, digits, _ . -" },
         key: { type: "string", description: "the peer's Ed25519 public key, padded base64 (optional)" },
         port: { type: "integer", minimum: 1, maximum: 65535, description: "the peer's port (default 8099)" },
       },
