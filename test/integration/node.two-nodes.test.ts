@@ -83,6 +83,21 @@ describe("two nodes over a veth pair", { skip: avail.ok ? false : avail.reason, 
     assert.ok(typeof r.json.clockOffsetMs === "number" && Math.abs(r.json.clockOffsetMs) < 5_000, String(r.json.clockOffsetMs));
   });
 
+  it("a delivery receipt marks the peer seen, as a message from it does (B never writes to A here)", async () => {
+    const db = new DatabaseSync(join(dirA.dir, "peers.db"));
+    try {
+      db.prepare("UPDATE peers SET last_seen = 1 WHERE address = ?").run(addrB); // seen long ago
+    } finally {
+      db.close();
+    }
+    const before = Date.now();
+    const sent = await cli(A, dirA.dir, ["send", "bob", "still there after all this time?"]);
+    assert.equal(sent.json.state, "delivered", JSON.stringify(sent.json));
+    const peers = await cli(A, dirA.dir, ["peers"]);
+    const bob = peers.json.find((p: { address: string }) => p.address === addrB);
+    assert.ok(bob.lastSeen >= before, `lastSeen ${bob.lastSeen} is not after the send at ${before}`);
+  });
+
   it("human output names the result and errors give a next step with a non-zero exit", async () => {
     const ok = await cli(A, dirA.dir, ["send", addrB, "plain text"], { json: false });
     assert.equal(ok.code, 0, ok.stderr);
