@@ -4,7 +4,8 @@
  * messages and still keep up with many senders.
  *
  * Where a batch commits: a lone message (nothing else waiting or committing) on the calling thread, the shortest
- * path; a batch of several in the commit thread, a worker with its own connection (commit-thread-worker.ts), so that
+ * path, unless the host shares its event loop (`loneInline: false`, OpenClaw's gateway); a batch of several in the
+ * commit thread, a worker with its own connection (commit-thread-worker.ts), so that
  * the event loop (the gateway's, inside OpenClaw) goes on parsing the next requests instead of waiting for the fsync.
  * One batch commits at a time either way: what arrives meanwhile forms the next batch, so commits stay in arrival
  * order and never wait on each other's lock. Under load a small batch also waits, briefly, for the messages already
@@ -45,6 +46,12 @@ export interface CommitBatcherOptions {
   afterCommit?: () => void;
   /** Commit batches of several in the commit thread (default true). */
   thread?: boolean;
+  /**
+   * A lone message (nothing else waiting or committing) commits on the calling thread, the shortest path (default
+   * true). False sends it to the commit thread too: a host whose event loop runs other work (OpenClaw's gateway) then
+   * never waits there on an fsync or on another process's write lock. Inline remains the fallback if the thread fails.
+   */
+  loneInline?: boolean;
   /** The commit thread connection's wal_autocheckpoint (the checkpointer's backstop); unset: SQLite's default. */
   walAutoCheckpoint?: number;
   /** For tests (a worker that fails); the default is commit-thread-worker next to this file. */
@@ -135,7 +142,7 @@ export class CommitBatcher {
     this.#gatherExpired = false;
     const batch = this.#queue.splice(0, MAX_BATCH);
     if (batch.length === 0) return;
-    if (batch.length > 1 && !this.#closed && this.#slot?.post(batch.map((b) => b.item))) {
+    if ((batch.length > 1 || this.#o.loneInline === false) && !this.#closed && this.#slot?.post(batch.map((b) => b.item))) {
       this.#inWorker = batch;
       return;
     }

@@ -1,16 +1,16 @@
-/** Durable file writes: temp file in the same directory, fsync, then an atomic rename (or link) and a directory fsync. */
+/** Atomic file writes: temp file in the same directory, fsync, then an atomic rename (or link) and a directory fsync (both fsyncs skipped for a mere hint). */
 import { closeSync, fsyncSync, linkSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
-function writeTemp(path: string, data: string | Uint8Array, mode: number): string {
+function writeTemp(path: string, data: string | Uint8Array, mode: number, sync = true): string {
   const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
   const fd = openSync(tmp, "wx", mode);
   try {
     const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
+    if (sync) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -29,16 +29,20 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Replaces `path` atomically with `data` (mode applied at creation, so the secret never exists world-readable). */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
-  const tmp = writeTemp(path, data, mode);
+/**
+ * Replaces `path` atomically with `data` (mode applied at creation, so the secret never exists world-readable).
+ * `durable: false` skips both fsyncs, for a hint rewritten every few seconds (the node's heartbeat): readers still
+ * never see a partial file, but after a power cut the file may be the old one, or empty on some filesystems.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, { durable = true }: { durable?: boolean } = {}): void {
+  const tmp = writeTemp(path, data, mode, durable);
   try {
     renameSync(tmp, path);
   } catch (err) {
     try { unlinkSync(tmp); } catch { /* already gone */ }
     throw err;
   }
-  fsyncDir(dirname(path));
+  if (durable) fsyncDir(dirname(path));
 }
 
 /**

@@ -105,8 +105,9 @@ export class Node {
   #aliveAt = new Map<string, number>();
   /** Source address to bind for outgoing connections (tests only). */
   #localAddress: string | undefined;
+  readonly #sharedEventLoop: boolean;
 
-  private constructor(o: { dataDir: string; config: NodeConfig; log: Logger; host: string; identity: Identity; store: Store; localAddress?: string }) {
+  private constructor(o: { dataDir: string; config: NodeConfig; log: Logger; host: string; identity: Identity; store: Store; localAddress?: string; sharedEventLoop: boolean }) {
     this.dataDir = o.dataDir;
     this.config = o.config;
     this.#log = o.log;
@@ -114,6 +115,7 @@ export class Node {
     this.identity = o.identity;
     this.store = o.store;
     this.#localAddress = o.localAddress;
+    this.#sharedEventLoop = o.sharedEventLoop;
   }
 
   /**
@@ -122,7 +124,11 @@ export class Node {
    * there (a partial restore, a copy made without it) is refused rather than replaced by a key no peer has pinned,
    * which would also be presented under the recorded address.
    */
-  static open(o: { dataDir: string; config?: Partial<NodeConfig>; log?: Logger; host?: string; localAddress?: string }): Node {
+  /**
+   * `sharedEventLoop`: the process's event loop serves a host too (OpenClaw's gateway), so the peer server keeps every
+   * commit off it (PeerServerOptions.sharedEventLoop); a standalone node commits a lone message inline, the faster path.
+   */
+  static open(o: { dataDir: string; config?: Partial<NodeConfig>; log?: Logger; host?: string; localAddress?: string; sharedEventLoop?: boolean }): Node {
     const store = Store.open(o.dataDir);
     try {
       if (identityMissing(o.dataDir) && (store.getMeta(SELF_ADDRESS_META) !== undefined || store.hasMessages())) {
@@ -139,6 +145,7 @@ export class Node {
         identity: loadOrCreateIdentity(o.dataDir),
         store,
         localAddress: o.localAddress,
+        sharedEventLoop: o.sharedEventLoop ?? false,
       });
     } catch (err) {
       store.close();
@@ -182,6 +189,7 @@ export class Node {
           this.#inboundListeners.forEach((cb) => cb());
           this.#peerAlive(peer, true);
         },
+        sharedEventLoop: this.#sharedEventLoop,
       });
       const port = await this.#server.listen(this.config.peerPort);
       this.#checkNotStopped();
@@ -530,7 +538,9 @@ export class Node {
     const write = async () => {
       const ygg = this.#ygg ? await this.#ygg.status() : this.#yggStatus!;
       const hb: Heartbeat = { pid: process.pid, since: this.#since, updatedAt: Date.now(), host: this.#host, hostname: hostname(), peerPort: this.config.peerPort, address: this.address, yggdrasil: ygg };
-      writeFileAtomic(join(this.dataDir, HEARTBEAT_FILE), `${JSON.stringify(hb)}\n`, 0o600);
+      // A liveness hint rewritten every 10 s, read by other processes (a torn or empty file reads as no heartbeat):
+      // atomic, but no fsync on the host's thread for it.
+      writeFileAtomic(join(this.dataDir, HEARTBEAT_FILE), `${JSON.stringify(hb)}\n`, 0o600, { durable: false });
     };
     write().catch((err) => this.#log.warn(`cannot write ${HEARTBEAT_FILE}: ${(err as Error).message}`));
   }

@@ -209,6 +209,15 @@ export class Outbox {
       return { state: "failed", reason };
     }
     store.markRetry(row.id, nextAttemptAt, why);
+    if (retryAfterMs !== undefined) {
+      // The peer's Retry-After holds for everything queued to it: a backlog (the peer was offline) is not sent into
+      // its rate limit one refusal at a time, each counting an attempt and growing its backoff.
+      try {
+        store.postponeQueued(row.peer, now + retryAfterMs, now);
+      } catch (err) {
+        log.warn(`${row.peer}: could not postpone its other queued messages: ${(err as Error).message}`);
+      }
+    }
     return { state: "queued", reason: why, nextAttemptAt };
   }
 

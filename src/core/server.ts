@@ -27,6 +27,8 @@ export interface PeerServerOptions {
   log: Logger;
   /** Called after a new message from `peer` was committed (not for duplicates). */
   onInbound?: (peer: string) => void;
+  /** The event loop serves a host too (OpenClaw's gateway): every commit, a lone message's too, runs in the commit thread. */
+  sharedEventLoop?: boolean;
 }
 
 const HEADERS_TIMEOUT_MS = 10_000;
@@ -88,7 +90,7 @@ export class PeerServer {
     this.#limiter = new RateLimiter(o.config.rateLimit);
     this.#checkpointer = new Checkpointer(o.store);
     this.#sigs = new SignatureThread(o.self);
-    this.#batcher = new CommitBatcher(o.store, { afterCommit: () => this.#checkpointer.written(), walAutoCheckpoint: Checkpointer.BACKSTOP_PAGES, coming: () => this.#sigs.knownPending });
+    this.#batcher = new CommitBatcher(o.store, { afterCommit: () => this.#checkpointer.written(), walAutoCheckpoint: Checkpointer.BACKSTOP_PAGES, coming: () => this.#sigs.knownPending, loneInline: !o.sharedEventLoop });
     this.#server = createServer(
       {
         maxHeaderSize: MAX_HEADER_BYTES,

@@ -297,6 +297,8 @@ export class Store {
 
   #insertOutbound: StatementSync;
   #claimDue: StatementSync;
+  #postponeQueued: StatementSync;
+  #anyClaimable: StatementSync;
   #rescheduleQueued: StatementSync;
   #rescheduleQueuedTo: StatementSync;
   #waitingTo: StatementSync;
@@ -388,6 +390,18 @@ export class Store {
                      WHERE state = 'queued' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2 OR lease_until > ?4)
                      ORDER BY next_attempt_at, seq LIMIT ?3)
        RETURNING *`,
+    );
+    // What claimDue would change, read first (a reader takes no lock in WAL mode): with nothing due, the outbox's tick
+    // costs no write transaction, so it never waits on another process's write lock (that wait blocks the thread).
+    this.#anyClaimable = p(
+      `SELECT EXISTS (SELECT 1 FROM messages WHERE state = 'queued' AND next_attempt_at <= ?1
+                        AND (lease_until IS NULL OR lease_until <= ?1 OR lease_until > ?3))
+           OR EXISTS (SELECT 1 FROM messages WHERE state = 'queued' AND next_attempt_at > ?2) AS any`,
+    );
+    // Rows in flight (leased) are left to their own attempt.
+    this.#postponeQueued = p(
+      `UPDATE messages SET next_attempt_at = ?1
+       WHERE peer = ?2 AND state = 'queued' AND direction = 'out' AND next_attempt_at < ?1 AND (lease_until IS NULL OR lease_until <= ?3)`,
     );
     // The same for an attempt scheduled further ahead than any backoff or Retry-After (messages_due range).
     this.#rescheduleFarAhead = p("UPDATE messages SET next_attempt_at = ?1 WHERE state = 'queued' AND next_attempt_at > ?2");
@@ -821,6 +835,8 @@ export class Store {
    */
   claimDue(now: number, limit: number, leaseMs: number): MessageRow[] {
     if (limit <= 0) return [];
+    const any = this.#run("look for due messages", () => this.#anyClaimable.get(now, now + MAX_SCHEDULE_AHEAD_MS, now + leaseMs + MAX_SCHEDULE_AHEAD_MS)?.any);
+    if (!any) return [];
     return this.#tx("claim due messages", () => {
       this.#rescheduleFarAhead.run(now, now + MAX_SCHEDULE_AHEAD_MS);
       return this.#claimDue
@@ -852,6 +868,15 @@ export class Store {
       if (this.#waitingTo.get(now, peer) === undefined) return 0;
       return Number(this.#rescheduleQueuedTo.run(now, peer).changes);
     });
+  }
+
+  /**
+   * The peer said when to come back (Retry-After: its rate limit, its strangers' quota, busy): its other queued rows
+   * due before `until` wait until then too, instead of each being refused in turn. No attempt is counted and the last
+   * error is kept; rows in flight (leased at `now`) are left alone. Returns how many moved.
+   */
+  postponeQueued(peer: string, until: number, now: number): number {
+    return this.#run("postpone queued messages", () => Number(this.#postponeQueued.run(until, peer, now).changes));
   }
 
   /** attempts++, next try at `nextAttemptAt`, lease released. Only a queued row changes. */
@@ -949,6 +974,14 @@ export class Store {
     this.#tx("mark messages handled", () => {
       for (const seq of seqs) this.#markHandled.run(now, seq);
     });
+  }
+
+  /**
+   * How many peers await a trust decision, counted up to `upTo` (a bounded read, for what runs on a timer: counts()
+   * reads every inbound row's index entry).
+   */
+  countPending(upTo: number): number {
+    return this.#run("count pending peers", () => this.#countPendingUpTo.get(upTo)?.n as number);
   }
 
   /** `inbox` counts all inbound messages; `pending` counts peers awaiting a trust decision. */

@@ -147,7 +147,8 @@ export class OpenClawInstance {
     const onData = (d: Buffer) => (this.gatewayLog += d.toString("utf8").replace(ANSI, ""));
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
-    await this.waitFor(() => /\[gateway\][^\n]*\bready\b/.test(this.gatewayLog), timeoutMs, "gateway ready", () => {
+    // The line "<time> [gateway] ready", not "[gateway] spawn broker ready pid=...", which comes 5-10 s earlier.
+    await this.waitFor(() => /\[gateway\] ready$/m.test(this.gatewayLog), timeoutMs, "gateway ready", () => {
       if (child.exitCode !== null) throw new Error(`${this.name}: gateway exited ${child.exitCode}\n${this.gatewayLog.slice(-4000)}`);
     });
   }

@@ -175,7 +175,7 @@ describe("Control UI in a real browser", { skip, timeout: 20 * 60_000 }, () => {
       // startGateway() matches "ready" anywhere in the accumulated log, so it returns at once on a restart: wait for a
       // new "ready" line and for the restarted node's heartbeat.
       await gw.startGateway();
-      await gw.waitFor(() => /\[gateway\][^\n]*\bready\b/.test(gw.gatewayLog.slice(mark)), 120_000, "gateway ready after the restart");
+      await gw.waitFor(() => /\[gateway\] ready$/m.test(gw.gatewayLog.slice(mark)), 120_000, "gateway ready after the restart");
       await gw.waitFor(() => (gw.heartbeat()?.updatedAt ?? 0) > restartAt, STEP_MS, "node heartbeat after the restart");
       const carol = Node.open({ dataDir: join(work, "carol"), config: { yggdrasil: "off" } });
       carolAddress = carol.identity.address;

@@ -56,6 +56,15 @@ test("a lone message commits inline (no hand-off on the shortest path), at once 
   assert.equal(store.getMessage("in", "solo", inbound("x").peer)?.createdAt, 7);
 });
 
+test("a host sharing its event loop (loneInline: false) has a lone message committed in the commit thread too", async (t) => {
+  const { store } = openTemp(t);
+  const b = new CommitBatcher(store, { coming: () => 0, loneInline: false });
+  t.after(() => b.close());
+  assert.deepEqual(await b.add(inbound("solo", { storedAt: 7 })), { duplicate: false, storedAt: 7 });
+  assert.equal(b.committedByThread, 1, "not on the caller's thread");
+  assert.equal(store.getMessage("in", "solo", inbound("x").peer)?.createdAt, 7, "committed and visible here");
+});
+
 test("messages arriving while the thread commits form the next batch; all are stored once, in order", async (t) => {
   const { store } = openTemp(t);
   const b = new CommitBatcher(store);

@@ -1,6 +1,8 @@
 /** Store: the outbound queue: enqueue, leases, retry/failure/delivery transitions. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { Store } from "../../src/core/store.ts";
 import { PEER_B, inbound, outbound, openTemp } from "../helpers/store-fixture.ts";
 
@@ -55,6 +57,22 @@ test("a row queued with a lease is the caller's until it ends: no claimDue, here
   assert.deepEqual(other.claimDue(600, 10, 500).map((m) => m.id), ["mine"], "once the lease ran out, it is anyone's");
   assert.equal(store.enqueueOutbound(outbound("mine"), 700, 500).id, "mine", "queueing the same id again returns the row");
   assert.deepEqual(store.claimDue(800, 10, 500), [], "and leaves the current lease alone (no second lease taken)");
+});
+
+test("claimDue with nothing due takes no write lock: another process holding one does not hold it up", (t) => {
+  const { dir, store } = openTemp(t, { busyTimeoutMs: 200 });
+  store.enqueueOutbound(outbound("later"), 10_000);
+  const holder = new DatabaseSync(join(dir, "peers.db")); // another process's long write transaction
+  t.after(() => holder.close());
+  holder.exec("BEGIN IMMEDIATE");
+  try {
+    assert.deepEqual(store.claimDue(1000, 10, 500), [], "answered from a read, without waiting for the lock");
+    // Something due still needs the lock: the claim waits for it (here, past the busy timeout) and says so.
+    assert.throws(() => store.claimDue(10_000, 10, 500), { code: "P2P_ERR_STORAGE" });
+  } finally {
+    holder.exec("ROLLBACK");
+  }
+  assert.deepEqual(store.claimDue(10_000, 10, 500).map((m) => m.id), ["later"]);
 });
 
 test("after the clock ran ahead and was set back, leases and retries it left are not waited out", (t) => {

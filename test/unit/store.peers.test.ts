@@ -89,7 +89,7 @@ test("removing or blocking a peer says how many messages still queued to it were
   assert.equal(store.getMessage("out", "a3")?.state, "sent");
 });
 
-test("listPeers filters by trust and pages with limit/offset; counts() sees pending peers", (t) => {
+test("listPeers filters by trust and pages with limit/offset; counts() and countPending(upTo) see pending peers", (t) => {
   const { store } = openTemp(t);
   for (let i = 1; i <= 5; i++) store.upsertPeer({ address: `200::${i}`, trust: i % 2 ? "pending" : "trusted" }, i);
   assert.deepEqual(store.listPeers().map((p) => p.address), ["200::1", "200::2", "200::3", "200::4", "200::5"]);
@@ -97,6 +97,7 @@ test("listPeers filters by trust and pages with limit/offset; counts() sees pend
   assert.deepEqual(store.listPeers({ limit: 2, offset: 2 }).map((p) => p.address), ["200::3", "200::4"]);
   assert.throws(() => store.listPeers({ limit: -2 }), { code: "P2P_ERR_BAD_ARGUMENT" });
   assert.deepEqual(store.counts(), { peers: 5, pending: 3, inbox: 0, queued: 0, failed: 0 });
+  assert.deepEqual([store.countPending(10), store.countPending(3), store.countPending(2)], [3, 3, 2], "counted up to the bound");
 });
 
 test("removePeer deletes the row but keeps its messages", (t) => {

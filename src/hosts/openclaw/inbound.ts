@@ -19,6 +19,8 @@ export const POLL_INTERVAL_MS = 500;
 /** Peers whose messages are handed to the agent at the same time (one turn at a time per peer). */
 export const MAX_PARALLEL_PEERS = 4;
 const STATUS_INTERVAL_MS = 5_000;
+/** The status line names pending peers up to this many, then says "more than". */
+const PENDING_SHOWN = 100;
 const BATCH = 200;
 // wire.ts's limits, repeated so that loading this module loads no core code: content of at most MAX_CONTENT_BYTES
 // UTF-8 bytes, and a signed envelope of at most MAX_BODY_BYTES as JSON, where the content's escapes (\" \\ \n: 2
@@ -155,13 +157,14 @@ export async function runInboundLoop(ctx: LoopContext, deps: LoopDeps = {}): Pro
     const proc = n.processInfo();
     const budget = new LoopBudget(n.store, settings.loopBudget, settings.loopWindowMs);
     const spent = budget.all().filter((b) => b.exhausted);
-    const counts = n.store.counts();
+    // Bounded: this runs every STATUS_INTERVAL_MS on the gateway's thread, and a full count grows with the inbox.
+    const pending = n.store.countPending(PENDING_SHOWN + 1);
     const reason = !proc.running
       ? "node not running (the plugin service starts it with the gateway; see `openclaw p2p status`)"
       : spent.length > 0
         ? `loop budget spent for ${spent.map((b) => b.peer).join(", ")}`
-        : counts.pending > 0
-          ? `${counts.pending} peer(s) waiting for approval (openclaw p2p allow <peer>)`
+        : pending > 0
+          ? `${pending > PENDING_SHOWN ? `more than ${PENDING_SHOWN}` : pending} peer(s) waiting for approval (openclaw p2p allow <peer>)`
           : undefined;
     patch({
       running: true,

@@ -14,7 +14,8 @@ export const HOST_NAME = "openclaw";
 
 export async function openNode(s: PluginSettings, log?: Logger): Promise<Node> {
   const [{ Node }, config] = await Promise.all([import("../../core/node.ts"), nodeConfigFor(s)]);
-  return Node.open({ dataDir: s.dataDir, config, host: HOST_NAME, ...(log ? { log } : {}) });
+  // The gateway's event loop is OpenClaw's: the peer server commits every message in its commit thread.
+  return Node.open({ dataDir: s.dataDir, config, host: HOST_NAME, sharedEventLoop: true, ...(log ? { log } : {}) });
 }
 
 export async function withNode<T>(s: PluginSettings, fn: (node: Node) => Promise<T> | T): Promise<T> {

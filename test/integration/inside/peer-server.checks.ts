@@ -14,8 +14,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { deriveAddress, formatIPv6 } from "../../../src/core/address.ts";
 import { generateKeyPair, type KeyPair } from "../../../src/core/keys.ts";
+import { silentLogger } from "../../../src/core/log.ts";
 import { Node } from "../../../src/core/node.ts";
-import { buildEnvelope, verifyReceipt, type Envelope } from "../../../src/core/wire.ts";
+import { Outbox } from "../../../src/core/outbox.ts";
+import { Store } from "../../../src/core/store.ts";
+import { buildEnvelope, newMessageId, verifyReceipt, type Envelope } from "../../../src/core/wire.ts";
 
 const PORT = 8099;
 const RATE = { perSecond: 2, burst: 8 };
@@ -358,6 +361,41 @@ describe("peer server checks through real sockets", () => {
     small.block(b.address);
     assert.equal((await send(c, "c1 again")).status, 200, "taken once the user blocked one of them");
     assert.equal(small.store.getPeer(c.address)?.trust, "pending");
+  });
+
+  it("9d. a sender's outbox told to come back later (429, Retry-After) holds its other messages to that peer until then, without counting attempts", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "declaw-checks-later-"));
+    const small = Node.open({ dataDir: dir, config: { yggdrasil: "off", peerPort: PORT + 2, rateLimit: RATE, pendingMaxPeers: 1 } });
+    const senderDir = mkdtempSync(join(tmpdir(), "declaw-checks-sender-"));
+    const store = Store.open(senderDir);
+    t.after(async () => {
+      store.close();
+      await small.stop();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(senderDir, { recursive: true, force: true });
+    });
+    const to = onLoopback(small.identity.address);
+    await small.start();
+    const first = newSender();
+    assert.equal((await http(first.address, to, "POST", "/v2/message", JSON.stringify(buildEnvelope(first, to, "chat", "first")), PORT + 2)).status, 200);
+    // The small node's one place for strangers is taken: this sender's messages are answered 429, Retry-After 600.
+    const s = newSender();
+    const now = Date.now();
+    store.upsertPeer({ address: to, trust: "trusted", port: PORT + 2 }, now);
+    const rows = ["m1", "m2", "m3"].map((content, i) => store.enqueueOutbound({ id: newMessageId(now + i), peer: to, kind: "chat", content, ts: now, protocol: 2, expiresAt: now + 7 * 86_400_000 }, now));
+    const outbox = new Outbox({ self: s, store, log: silentLogger, localAddress: s.address });
+    const r = await outbox.attempt(rows[0]!);
+    assert.equal(r.state, "queued");
+    assert.match(r.state === "queued" ? r.reason : "", /P2P_ERR_PENDING_QUOTA/);
+    const [m1, m2, m3] = rows.map((m) => store.getMessage("out", m.id)!);
+    assert.equal(m1!.attempts, 1);
+    assert.ok(m1!.nextAttemptAt! >= now + 600_000, "the refused one waits its Retry-After");
+    for (const m of [m2!, m3!]) {
+      assert.equal(m.attempts, 0, "the others were not sent into the refusal");
+      assert.ok(m.nextAttemptAt! >= now + 600_000, `and wait as long (${m.nextAttemptAt! - now} ms)`);
+      assert.equal(m.state, "queued");
+    }
+    assert.deepEqual(store.claimDue(Date.now(), 10, 60_000), [], "nothing to that peer is due now");
   });
 
   it("10. commits before it answers: the message is in the store when the receipt arrives", async () => {
