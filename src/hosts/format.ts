@@ -75,7 +75,7 @@ export function formatMessages(rows: MessageRow[], peerOf: (address: string) => 
         : p?.trust === "blocked" ? " [blocked peer]"
         : "";
       const arrow = m.direction === "in" ? `from ${peer}${unvouched}` : `to   ${peer}`;
-      const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && m.state !== "delivered" ? `: ${escapeControls(m.lastError, { oneLine: true })}` : ""}]` : "";
+      const state = m.direction === "out" ? ` [${m.state}${m.state === "delivered" ? ` ${iso(m.deliveredAt)}` : ""}${m.lastError && (m.state === "queued" || m.state === "failed") ? `: ${escapeControls(m.lastError, { oneLine: true })}` : ""}]` : "";
       // Continuation lines are indented so every line of a message is visibly part of it.
       const id = m.direction === "out" ? ` id ${escapeControls(m.id, { oneLine: true })}` : "";
       return `${iso(m.createdAt)} ${arrow}${state}${id}\n  ${escapeControls(m.content).replaceAll("\n", "\n  ")}`;

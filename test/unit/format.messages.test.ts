@@ -80,6 +80,14 @@ describe("formatMessages", () => {
     assert.equal(out.split("\n").length, 2, "header line and one content line");
     assert.ok(out.includes("[failed: P2P_ERR_X: peer said: no\\u000a\\u001b[31mok]"));
   });
+
+  it("shows the last error only while it explains the state (queued, failed), not once the message got through", () => {
+    const header = (state: MessageRow["state"]) => formatMessages([row({ direction: "out", state, id: "m1", lastError: "P2P_ERR_UNREACHABLE: connection refused", deliveredAt: 1_700_000_000_000 })]).split("\n")[0];
+    assert.equal(header("queued"), "2023-11-14T22:13:20.000Z to   200::2 [queued: P2P_ERR_UNREACHABLE: connection refused] id m1");
+    assert.equal(header("failed"), "2023-11-14T22:13:20.000Z to   200::2 [failed: P2P_ERR_UNREACHABLE: connection refused] id m1");
+    assert.equal(header("delivered"), "2023-11-14T22:13:20.000Z to   200::2 [delivered 2023-11-14T22:13:20.000Z] id m1");
+    assert.equal(header("sent"), "2023-11-14T22:13:20.000Z to   200::2 [sent] id m1", "a v1 peer accepted it after the earlier failures");
+  });
 });
 
 describe("formatSend", () => {
