@@ -111,3 +111,14 @@ export const MIGRATIONS: readonly string[] = [
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * The oldest schema whose code can still use a database of schema SCHEMA_VERSION, written to `meta` (key
+ * OLDEST_READER_META) by each migration run. An older declaw that knows this key opens a newer database as it is
+ * (a plugin upgraded while a standalone `declaw` sharing its data directory is not yet) instead of refusing it, when
+ * the key is at or below its own schema. Raise it with any migration older code cannot live with: a dropped index it
+ * names in INDEXED BY, a column it would have to fill, a tighter CHECK, new meaning in old columns. Migrations that only
+ * add an index or a trigger keep it. Schema 5 only added an index (schema 4's code predates the key and refuses anyway).
+ */
+export const OLDEST_READER_SCHEMA = 4;
+export const OLDEST_READER_META = "oldest_reader_schema";

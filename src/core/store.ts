@@ -18,7 +18,7 @@ import { DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqli
 import { canonicalAddress, keyMatchesAddress, parseIPv6 } from "./address.ts";
 import { P2PError } from "./errors.ts";
 import { ensureDataDir } from "./identity.ts";
-import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from "./schema.ts";
+import { APPLICATION_ID, MIGRATIONS, OLDEST_READER_META, OLDEST_READER_SCHEMA, SCHEMA_VERSION } from "./schema.ts";
 
 export const DB_FILE = "peers.db";
 export const DEFAULT_PEER_PORT = 8099;
@@ -1173,6 +1173,16 @@ function pragmaNumber(db: DatabaseSync, name: string): number {
 function checkOwnership(file: string, db: DatabaseSync): number {
   const appId = pragmaNumber(db, "application_id");
   const version = pragmaNumber(db, "user_version");
+  if (version > SCHEMA_VERSION && appId === APPLICATION_ID) {
+    // A newer declaw's database: usable as it is when that version says code of our schema still can.
+    let oldest = NaN;
+    try {
+      oldest = Number(db.prepare("SELECT value FROM meta WHERE key = ?").get(OLDEST_READER_META)?.value);
+    } catch {
+      // no meta table: not a database any declaw wrote; refused below
+    }
+    if (Number.isSafeInteger(oldest) && oldest <= SCHEMA_VERSION) return version;
+  }
   if (version > SCHEMA_VERSION) {
     throw new P2PError(
       "P2P_ERR_DB_UNAVAILABLE",
@@ -1189,13 +1199,22 @@ function checkOwnership(file: string, db: DatabaseSync): number {
   return version;
 }
 
-/** Applies the missing migrations in one BEGIN IMMEDIATE transaction (concurrent openers wait, then see them done). */
+/**
+ * Applies the missing migrations in one BEGIN IMMEDIATE transaction (concurrent openers wait, then see them done),
+ * and records which older schemas' code can still use the result (OLDEST_READER_SCHEMA). A newer declaw's database
+ * that checkOwnership let through is left exactly as it is.
+ */
 function migrate(file: string, db: DatabaseSync): void {
-  if (pragmaNumber(db, "user_version") === SCHEMA_VERSION) return;
+  if (pragmaNumber(db, "user_version") >= SCHEMA_VERSION) return;
   db.exec("BEGIN IMMEDIATE");
   try {
     const version = checkOwnership(file, db);
+    if (version >= SCHEMA_VERSION) {
+      db.exec("COMMIT"); // another process migrated it meanwhile
+      return;
+    }
     for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+    db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(OLDEST_READER_META, String(OLDEST_READER_SCHEMA));
     db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     db.exec("COMMIT");

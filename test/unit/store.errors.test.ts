@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { P2PError } from "../../src/core/errors.ts";
 import { Store } from "../../src/core/store.ts";
-import { APPLICATION_ID, SCHEMA_VERSION } from "../../src/core/schema.ts";
+import { APPLICATION_ID, MIGRATIONS, OLDEST_READER_SCHEMA, SCHEMA_VERSION } from "../../src/core/schema.ts";
 import { completeLines, inbound, mountSkipReason, rootSkipReason, runHelper, tempDir, withTmpfs } from "../helpers/store-fixture.ts";
 
 function caught(fn: () => unknown): P2PError {
@@ -70,11 +70,12 @@ test("a database damaged inside: every use is P2P_ERR_DB_CORRUPT (never a reset)
   assert.deepEqual(readFileSync(file), damaged);
 });
 
-test("a database written by a newer declaw is refused untouched (P2P_ERR_DB_UNAVAILABLE)", (t) => {
+test("a database written by a newer declaw that our code cannot use is refused untouched (P2P_ERR_DB_UNAVAILABLE)", (t) => {
   const dir = tempDir(t);
   const file = makeDb(dir);
   const raw = new DatabaseSync(file);
   raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+  raw.prepare("UPDATE meta SET value = ? WHERE key = 'oldest_reader_schema'").run(String(SCHEMA_VERSION + 1));
   raw.close();
   const before = readFileSync(file);
   const err = caught(() => Store.open(dir));
@@ -82,6 +83,42 @@ test("a database written by a newer declaw is refused untouched (P2P_ERR_DB_UNAV
   assert.match(err.message, /newer declaw/);
   assert.ok(err.message.includes(file));
   assert.deepEqual(readFileSync(file), before);
+});
+
+test("a newer declaw's database that says our schema's code can still use it is opened as it is, never migrated back", (t) => {
+  const dir = tempDir(t);
+  const file = makeDb(dir);
+  const raw = new DatabaseSync(file);
+  // What a later declaw with an index-only migration 6 writes: user_version 6, readable by schema 4 code and later.
+  raw.exec(`CREATE INDEX later_index ON messages (kind); PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+  raw.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('oldest_reader_schema', ?)").run(String(SCHEMA_VERSION));
+  raw.close();
+  const s = Store.open(dir);
+  s.acceptInbound([inbound("from-newer")]);
+  assert.equal(s.listInbox().length, 1, "read and written");
+  s.close();
+  const after = new DatabaseSync(file);
+  t.after(() => after.close());
+  assert.equal(after.prepare("PRAGMA user_version").get()?.user_version, SCHEMA_VERSION + 1, "still the newer schema");
+  assert.ok(after.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'later_index'").get(), "its index kept");
+
+  // Once the newer declaw says our code can no longer use it, it is refused as any newer database.
+  after.prepare("UPDATE meta SET value = ? WHERE key = 'oldest_reader_schema'").run(String(SCHEMA_VERSION + 1));
+  assert.match(caught(() => Store.open(dir)).message, /newer declaw/);
+});
+
+test("a migration records which older schemas' code can still use the database", (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "peers.db");
+  const raw = new DatabaseSync(file);
+  raw.exec(MIGRATIONS[0]!);
+  raw.exec(`PRAGMA application_id = ${APPLICATION_ID}; PRAGMA user_version = 1`);
+  raw.close();
+  Store.open(dir).close();
+  const after = new DatabaseSync(file);
+  t.after(() => after.close());
+  assert.equal(after.prepare("PRAGMA user_version").get()?.user_version, SCHEMA_VERSION);
+  assert.equal(after.prepare("SELECT value FROM meta WHERE key = 'oldest_reader_schema'").get()?.value, String(OLDEST_READER_SCHEMA));
 });
 
 test("another program's SQLite file is refused untouched", (t) => {
